@@ -1,0 +1,3 @@
+from aleph.cli import main
+
+raise SystemExit(main())

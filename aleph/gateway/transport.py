@@ -1,0 +1,232 @@
+"""The WebSocket transport: TCP (or TLS) in, trio-websocket, the gateway core.
+
+Task tree of one :func:`serve_gateway`::
+
+    serve_gateway
+    ├── acceptor: trio.serve_listeners (cancelled when the gateway stops)
+    └── connections nursery: one task per TCP connection
+        └── serve_connection: read the head; answer HTTP or upgrade
+            └── websocket nursery: trio-websocket's reader task, and
+                ├── reader    frames -> Gateway.handle_text (auth deadline, size caps)
+                ├── writer    the client's bounded outbound queue -> the socket
+                ├── heartbeat ping every heartbeat_interval, close 1001 without a pong
+                └── async method calls of this client
+
+Whatever a connection does wrong, only that connection ends: an unexpected
+exception is logged once and the connection closed with 1011.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+import time
+from functools import partial
+
+import trio
+import trio_websocket
+from trio_websocket import ConnectionClosed, WebSocketConnection
+
+from aleph.gateway.client import Client
+from aleph.gateway.handshake import Admitted, admit, route_plain
+from aleph.gateway.http import HttpError, ReplayStream, read_head, response_bytes
+from aleph.gateway.server import PRE_AUTH_MAX_FRAME, Gateway
+
+__all__ = ["serve_gateway"]
+
+log = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNSUPPORTED = 1003
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_AUTH_TIMEOUT = 4001
+CLOSE_TIMEOUT = 2.0  # seconds to finish a closing handshake before dropping TCP
+
+
+def _ssl_context(gateway: Gateway) -> ssl.SSLContext | None:
+    config = gateway.config.gateway
+    if not config.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
+
+
+def _remote(stream: trio.abc.Stream) -> str:
+    socket_stream = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    try:
+        address = socket_stream.socket.getpeername()  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return "unknown"
+    return str(address[0]) if isinstance(address, tuple) else str(address)
+
+
+async def serve_gateway(
+    gateway: Gateway,
+    listeners: list[trio.SocketListener] | None = None,
+    *,
+    task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until `gateway.stopping` is set, then close every client (1001).
+
+    Reports its listeners through `task_status` once it accepts connections.
+    After the stop it waits up to `daemon.shutdown_grace` for connections to
+    finish closing, then cancels what is left.
+    """
+    config = gateway.config.gateway
+    if listeners is None:
+        listeners = await trio.open_tcp_listeners(config.port, host=config.host or None)
+    context = _ssl_context(gateway)
+    handler = partial(serve_connection, gateway, ssl_context=context)
+    scheme = "wss" if context else "ws"
+    gateway.listen_addresses = [
+        _format_address(scheme, listener.socket.getsockname(), config.path) for listener in listeners
+    ]
+    async with trio.open_nursery() as connections:
+        async with trio.open_nursery() as acceptor:
+            await acceptor.start(
+                partial(trio.serve_listeners, handler, listeners, handler_nursery=connections)
+            )
+            task_status.started(listeners)
+            await gateway.stopping.wait()
+            acceptor.cancel_scope.cancel()
+        for client in list(gateway.clients.values()):
+            client.close(CLOSE_GOING_AWAY, "server shutting down")
+        connections.cancel_scope.deadline = (
+            trio.current_time() + gateway.config.daemon.shutdown_grace + CLOSE_TIMEOUT
+        )
+
+
+def _format_address(scheme: str, sockname: tuple[object, ...], path: str) -> str:
+    host, port = sockname[0], sockname[1]
+    host_text = f"[{host}]" if ":" in str(host) else str(host)
+    return f"{scheme}://{host_text}:{port}{path}"
+
+
+async def serve_connection(
+    gateway: Gateway, stream: trio.abc.Stream, *, ssl_context: ssl.SSLContext | None = None
+) -> None:
+    """Handle one TCP connection from its first byte to its close."""
+    if ssl_context is not None:
+        stream = trio.SSLStream(stream, ssl_context, server_side=True)
+    remote = _remote(stream)
+    try:
+        await _serve_stream(gateway, stream, remote)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError):
+        pass  # the peer went away; nothing to report
+    except Exception:
+        log.exception("connection from %s failed", remote)
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
+            await stream.aclose()
+
+
+async def _serve_stream(gateway: Gateway, stream: trio.abc.Stream, remote: str) -> None:
+    config = gateway.config.gateway
+    with trio.move_on_after(config.handshake_timeout) as head_scope:
+        try:
+            head = await read_head(stream)
+        except HttpError as exc:
+            await stream.send_all(response_bytes(exc.status, {"error": str(exc)[:200]}))
+            return
+    if head_scope.cancelled_caught:
+        await stream.send_all(response_bytes(408, {"error": "request head timeout"}))
+        return
+    if head is None:
+        return
+    if not head.is_websocket_upgrade:
+        status, body = route_plain(gateway, head)
+        await stream.send_all(response_bytes(status, body, head_only=head.method == "HEAD"))
+        return
+    decision = admit(gateway, head, remote, trio.current_time(), time.time())
+    if not isinstance(decision, Admitted):
+        log.info("refused upgrade from %s: %d %s", remote, decision.status, decision.message)
+        body = {"error": decision.message}
+        await stream.send_all(response_bytes(decision.status, body, headers=decision.headers))
+        return
+    async with trio.open_nursery() as ws_nursery:
+        max_size = PRE_AUTH_MAX_FRAME if decision.principal is None else config.max_payload
+        ws: WebSocketConnection | None = None
+        with trio.move_on_after(config.handshake_timeout):
+            request = await trio_websocket.wrap_server_stream(
+                ws_nursery, ReplayStream(stream, head.raw), max_message_size=max_size
+            )
+            ws = await request.accept()
+        if ws is not None:
+            await _serve_websocket(gateway, ws, remote, head.header("origin"), decision)
+        ws_nursery.cancel_scope.cancel()
+
+
+async def _serve_websocket(
+    gateway: Gateway, ws: WebSocketConnection, remote: str, origin: str | None, decision: Admitted
+) -> None:
+    send, receive = trio.open_memory_channel[str](gateway.config.gateway.send_queue_size)
+    client = gateway.connect(send, remote=remote, origin=origin, principal=decision.principal)
+    try:
+        async with trio.open_nursery() as tasks:
+            client.nursery = tasks
+            tasks.start_soon(_reader, gateway, client, ws)
+            tasks.start_soon(_writer, client, ws, receive)
+            tasks.start_soon(_heartbeat, gateway, client, ws)
+            await client.wait_closing()
+            tasks.cancel_scope.cancel()
+    except Exception:
+        log.exception("connection %s failed", client.id)
+        client.close_code, client.close_reason = CLOSE_INTERNAL, "internal error"
+    finally:
+        gateway.disconnect(client)
+        send.close()
+        receive.close()
+        if client.close_code is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
+                await ws.aclose(client.close_code, client.close_reason or None)
+
+
+async def _reader(gateway: Gateway, client: Client, ws: WebSocketConnection) -> None:
+    config = gateway.config.gateway
+    auth_deadline = trio.current_time() + config.auth_timeout
+    try:
+        while True:
+            authenticated = client.principal is not None
+            with trio.move_on_at(math.inf if authenticated else auth_deadline) as scope:
+                message = await ws.get_message()
+            if scope.cancelled_caught:
+                client.close(CLOSE_AUTH_TIMEOUT, "authentication timeout")
+                return
+            if isinstance(message, bytes):
+                client.close(CLOSE_UNSUPPORTED, "binary frames are not accepted")
+                return
+            if len(message) > gateway.max_frame(client):
+                client.close(CLOSE_TOO_BIG, "frame too large")
+                return
+            gateway.handle_text(client, message)
+            if not authenticated and client.principal is not None:
+                # trio-websocket reads this limit for every incoming frame; raise it
+                # from the pre-auth 64 KiB to max_payload now that the client is known.
+                ws._max_message_size = config.max_payload
+    except ConnectionClosed:
+        client.close(None)
+
+
+async def _writer(client: Client, ws: WebSocketConnection, receive: trio.MemoryReceiveChannel[str]) -> None:
+    try:
+        async for text in receive:
+            await ws.send_message(text)
+    except ConnectionClosed:
+        client.close(None)
+
+
+async def _heartbeat(gateway: Gateway, client: Client, ws: WebSocketConnection) -> None:
+    try:
+        while True:
+            await trio.sleep(gateway.config.gateway.heartbeat_interval)
+            with trio.move_on_after(gateway.config.gateway.client_timeout) as scope:
+                await ws.ping()
+            if scope.cancelled_caught:
+                log.info("closing %s: no pong within %ss", client.id, gateway.config.gateway.client_timeout)
+                client.close(CLOSE_GOING_AWAY, "heartbeat timeout")
+                return
+    except ConnectionClosed:
+        client.close(None)

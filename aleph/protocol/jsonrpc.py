@@ -1,0 +1,192 @@
+"""JSON-RPC 2.0 codec, sans-IO: text in, typed messages out, and back.
+
+:func:`parse` never raises. Everything it cannot accept becomes an
+:class:`Invalid` item that carries the error to answer with (and the id, when
+one could be read), so a caller needs no ``try`` around it. :func:`encode`
+raises :class:`~aleph.protocol.errors.InternalError` when a result is not
+JSON-serialisable, and nothing else.
+
+Spec rules implemented here (https://www.jsonrpc.org/specification):
+
+- unparseable JSON -> one -32700 error with id null, never a batch reply;
+- an empty array -> one -32600 error with id null;
+- each invalid member of a batch -> its own -32600 error;
+- notifications get no reply, inside a batch too; a batch of only
+  notifications gets nothing at all;
+- ids are strings, numbers or null; a fractional id is accepted as the spec
+  only discourages it; booleans, objects and arrays are invalid;
+- members the spec does not define are ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import attrs
+import orjson
+
+from aleph.protocol.errors import InternalError, InvalidRequest, ParseError, RpcError
+
+__all__ = [
+    "Frame",
+    "Id",
+    "Invalid",
+    "Message",
+    "Notification",
+    "Request",
+    "Response",
+    "encode",
+    "error_response",
+    "notification",
+    "parse",
+    "request",
+    "result_response",
+]
+
+Id: TypeAlias = str | int | float | None
+Params: TypeAlias = dict[str, Any] | list[Any] | None
+
+
+@attrs.frozen
+class Request:
+    """A call that expects a reply."""
+
+    id: Id
+    method: str
+    params: Params = None
+
+
+@attrs.frozen
+class Notification:
+    """A call that gets no reply."""
+
+    method: str
+    params: Params = None
+
+
+@attrs.frozen
+class Response:
+    """A reply from the peer to a request we sent it (for example `agent.invoke`).
+
+    Exactly one of `result` and `error` is meaningful: `error` is the raw
+    error object when the peer answered with one.
+    """
+
+    id: Id
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+
+@attrs.frozen
+class Invalid:
+    """Something that must be answered with `error` and not dispatched."""
+
+    id: Id
+    error: RpcError
+
+
+Message: TypeAlias = Request | Notification | Response | Invalid
+
+
+@attrs.frozen
+class Frame:
+    """The messages of one WebSocket text frame, in order."""
+
+    items: tuple[Message, ...]
+    is_batch: bool
+
+
+_ID_TYPES = (str, int, float)
+
+
+def _valid_id(value: Any) -> bool:
+    return value is None or (isinstance(value, _ID_TYPES) and not isinstance(value, bool))
+
+
+def _read_id(obj: dict[str, Any]) -> Id:
+    """The id to answer with: the message's own when valid, else null."""
+    value = obj.get("id")
+    return value if _valid_id(value) else None
+
+
+def _parse_one(obj: Any) -> Message:
+    if not isinstance(obj, dict):
+        return Invalid(None, InvalidRequest("a message must be a JSON object"))
+    if obj.get("jsonrpc") != "2.0":
+        return Invalid(_read_id(obj), InvalidRequest('"jsonrpc" must be exactly "2.0"'))
+    if "method" in obj:
+        return _parse_call(obj)
+    if "result" in obj or "error" in obj:
+        return _parse_response(obj)
+    return Invalid(_read_id(obj), InvalidRequest('a message needs "method", "result" or "error"'))
+
+
+def _parse_call(obj: dict[str, Any]) -> Message:
+    method = obj["method"]
+    has_id = "id" in obj
+    msg_id = _read_id(obj)
+    if has_id and not _valid_id(obj["id"]):
+        return Invalid(None, InvalidRequest('"id" must be a string, a number or null'))
+    if not isinstance(method, str):
+        return Invalid(msg_id, InvalidRequest('"method" must be a string'))
+    params = obj.get("params")
+    if "params" in obj and not isinstance(params, dict | list):
+        return Invalid(msg_id, InvalidRequest('"params" must be an object or an array'))
+    if has_id:
+        return Request(msg_id, method, params)
+    return Notification(method, params)
+
+
+def _parse_response(obj: dict[str, Any]) -> Message:
+    if "id" not in obj or not _valid_id(obj["id"]):
+        return Invalid(None, InvalidRequest('a response needs a valid "id"'))
+    if ("result" in obj) == ("error" in obj):
+        return Invalid(None, InvalidRequest('a response has exactly one of "result" and "error"'))
+    if "error" in obj:
+        error = obj["error"]
+        if not isinstance(error, dict) or not isinstance(error.get("code"), int):
+            return Invalid(None, InvalidRequest('"error" must be an object with an integer code'))
+        return Response(obj["id"], error=error)
+    return Response(obj["id"], result=obj["result"])
+
+
+def parse(data: str | bytes) -> Frame:
+    """Parse one WebSocket text frame into its messages. Never raises."""
+    try:
+        value = orjson.loads(data)
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        return Frame((Invalid(None, ParseError("parse error: not valid JSON")),), is_batch=False)
+    if isinstance(value, list):
+        if not value:
+            return Frame((Invalid(None, InvalidRequest("empty batch")),), is_batch=False)
+        return Frame(tuple(_parse_one(item) for item in value), is_batch=True)
+    return Frame((_parse_one(value),), is_batch=False)
+
+
+def result_response(msg_id: Id, result: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": msg_id, "result": result}
+
+
+def error_response(msg_id: Id, error: RpcError) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": msg_id, "error": error.to_json()}
+
+
+def notification(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+def request(msg_id: Id, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    message = notification(method, params)
+    message["id"] = msg_id
+    return message
+
+
+def encode(message: dict[str, Any] | list[dict[str, Any]]) -> str:
+    """Serialise one message or a batch to the text of a frame."""
+    try:
+        return orjson.dumps(message).decode()
+    except TypeError as exc:
+        raise InternalError("result could not be encoded as JSON") from exc
