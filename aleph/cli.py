@@ -1,9 +1,9 @@
 """`aleph`: the one command-line entry point.
 
-    aleph serve [--config PATH]         run the daemon
-    aleph config check [--config PATH]  validate the config, exit 78 if bad
-    aleph config show [--config PATH]   the effective config, secrets masked
-    aleph version
+aleph serve [--config PATH]         run the daemon
+aleph config check [--config PATH]  validate the config, exit 78 if bad
+aleph config show [--config PATH]   the effective config, secrets masked
+aleph version
 """
 
 from __future__ import annotations

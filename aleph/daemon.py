@@ -2,11 +2,15 @@
 
 ::
 
-    run_daemon
+    Daemon.run
     ├── signals     SIGTERM/SIGINT -> graceful stop (twice: stop now); SIGHUP -> reload
     ├── watchdog    WATCHDOG=1 every WATCHDOG_USEC/2 while the loop runs (if asked)
-    └── services    stopped together, within daemon.shutdown_grace
+    └── services    started in order by _start_services, stopped within shutdown_grace
         └── gateway   serve_gateway: WebSocket + HTTP probes
+
+The state store (one SQLite file, ``aleph.db`` in the state directory) is
+opened before the services start and closed after they stop; each subsystem
+adds its schema to :func:`migrations`.
 
 Start-up: READY=1 is sent to systemd, and /readyz turns 200, only once every
 service is listening. Stop: STOPPING=1, /readyz 503, listeners closed,
@@ -27,6 +31,7 @@ from aleph import __version__, systemd
 from aleph.config import Config, ConfigError, load_config
 from aleph.gateway import Gateway, register_gateway_methods, serve_gateway
 from aleph.security.owner import OwnerTokenError, resolve_owner_token
+from aleph.storage import Database, Migration, StorageError
 
 __all__ = ["Daemon", "main", "setup_logging"]
 
@@ -41,6 +46,11 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr, force=True)
 
 
+def migrations() -> list[Migration]:
+    """Every subsystem's schema steps, applied when the store opens."""
+    return []
+
+
 @attrs.define(eq=False)
 class Daemon:
     """Everything the running daemon holds, and how to reload and stop it."""
@@ -48,6 +58,7 @@ class Daemon:
     config: Config
     config_path: Path | None
     gateway: Gateway = attrs.field(init=False)
+    db: Database | None = attrs.field(default=None, init=False)
     stop_requested: trio.Event = attrs.Factory(trio.Event)
 
     def __attrs_post_init__(self) -> None:
@@ -100,11 +111,12 @@ class Daemon:
         task_status: trio.TaskStatus[Gateway] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Run until a stop is requested, then stop gracefully."""
+        self.db = await Database.open(self.config.state_dir() / "aleph.db", migrations())
         try:
             async with trio.open_nursery() as root:
                 root.start_soon(self._watch_signals)
                 async with trio.open_nursery() as services:
-                    await services.start(serve_gateway, self.gateway, listeners)
+                    await self._start_services(services, listeners)
                     self.gateway.ready = True
                     for address in self.gateway.listen_addresses:
                         log.info("listening on %s", address)
@@ -122,7 +134,18 @@ class Daemon:
                 root.cancel_scope.cancel()
         except* _StopNow:
             log.warning("stopped without waiting for clients")
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.db.aclose()
         log.info("stopped")
+
+    async def _start_services(
+        self, services: trio.Nursery, listeners: list[trio.SocketListener] | None
+    ) -> None:
+        """Start every long-lived service, in dependency order; each is listening when
+        its `start` returns. The gateway goes last so that clients never reach a
+        part that is not up yet."""
+        await services.start(serve_gateway, self.gateway, listeners)
 
 
 class _StopNow(Exception):
@@ -140,7 +163,10 @@ def main(config_path: Path | None) -> int:
     try:
         config = load_config(config_path)
     except ConfigError as exc:
-        print(f"aleph: bad configuration{f' in {config_path}' if config_path else ''}:", file=sys.stderr)
+        print(
+            f"aleph: bad configuration{f' in {config_path}' if config_path else ''}:",
+            file=sys.stderr,
+        )
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return exc.exit_code
@@ -157,6 +183,9 @@ def main(config_path: Path | None) -> int:
     except* OwnerTokenError as group:
         problems += [str(exc) for exc in group.exceptions]
         exit_code = ConfigError.exit_code
+    except* StorageError as group:
+        problems += [str(exc) for exc in group.exceptions]
+        exit_code = 73  # EX_CANTCREAT: the state store cannot be opened or migrated
     except* OSError as group:
         problems += [f"{exc}" for exc in group.exceptions]
         exit_code = 71  # EX_OSERR: cannot listen, cannot write the state directory

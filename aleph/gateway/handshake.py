@@ -44,7 +44,9 @@ def route_plain(gateway: Gateway, head: RequestHead) -> tuple[int, dict[str, obj
     return 404, {"error": "not found"}
 
 
-def admit(gateway: Gateway, head: RequestHead, remote: str, now: float, wall: float) -> Admitted | Refused:
+def admit(
+    gateway: Gateway, head: RequestHead, remote: str, now: float, wall: float
+) -> Admitted | Refused:
     """Decide on a WebSocket upgrade. `now` is the monotonic clock, `wall` the real one."""
     if head.path != gateway.config.gateway.path:
         return Refused(404, "not found")
@@ -61,7 +63,9 @@ def admit(gateway: Gateway, head: RequestHead, remote: str, now: float, wall: fl
         return Admitted(None)
     retry_after = gateway.lockout.retry_after(remote, now)
     if retry_after is not None:
-        return Refused(429, "too many failed logins", (("Retry-After", str(math.ceil(retry_after))),))
+        return Refused(
+            429, "too many failed logins", (("Retry-After", str(math.ceil(retry_after))),)
+        )
     scheme, _, token = authorization.partition(" ")
     principal = gateway.tokens.verify(token.strip(), wall) if scheme.lower() == "bearer" else None
     if principal is None:

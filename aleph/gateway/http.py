@@ -78,7 +78,7 @@ async def read_head(stream: trio.abc.ReceiveStream) -> RequestHead | None:
                 bytes(received),
             )
         if event is h11.NEED_DATA:
-            data = await stream.receive_some(4096)
+            data = bytes(await stream.receive_some(4096))
             if not data:
                 if not received:
                     return None
@@ -122,7 +122,7 @@ class ReplayStream(trio.abc.Stream):
             size = len(self.replay) if max_bytes is None else max_bytes
             data, self.replay = self.replay[:size], self.replay[size:]
             return data
-        return await self.stream.receive_some(max_bytes)
+        return bytes(await self.stream.receive_some(max_bytes))
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self.stream.send_all(data)

@@ -56,9 +56,11 @@ def _ssl_context(gateway: Gateway) -> ssl.SSLContext | None:
 
 def _remote(stream: trio.abc.Stream) -> str:
     socket_stream = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    if not isinstance(socket_stream, trio.SocketStream):
+        return "unknown"
     try:
-        address = socket_stream.socket.getpeername()  # type: ignore[attr-defined]
-    except (AttributeError, OSError):
+        address = socket_stream.socket.getpeername()
+    except OSError:
         return "unknown"
     return str(address[0]) if isinstance(address, tuple) else str(address)
 
@@ -82,7 +84,8 @@ async def serve_gateway(
     handler = partial(serve_connection, gateway, ssl_context=context)
     scheme = "wss" if context else "ws"
     gateway.listen_addresses = [
-        _format_address(scheme, listener.socket.getsockname(), config.path) for listener in listeners
+        _format_address(scheme, listener.socket.getsockname(), config.path)
+        for listener in listeners
     ]
     async with trio.open_nursery() as connections:
         async with trio.open_nursery() as acceptor:
@@ -210,7 +213,9 @@ async def _reader(gateway: Gateway, client: Client, ws: WebSocketConnection) -> 
         client.close(None)
 
 
-async def _writer(client: Client, ws: WebSocketConnection, receive: trio.MemoryReceiveChannel[str]) -> None:
+async def _writer(
+    client: Client, ws: WebSocketConnection, receive: trio.MemoryReceiveChannel[str]
+) -> None:
     try:
         async for text in receive:
             await ws.send_message(text)
@@ -225,7 +230,11 @@ async def _heartbeat(gateway: Gateway, client: Client, ws: WebSocketConnection) 
             with trio.move_on_after(gateway.config.gateway.client_timeout) as scope:
                 await ws.ping()
             if scope.cancelled_caught:
-                log.info("closing %s: no pong within %ss", client.id, gateway.config.gateway.client_timeout)
+                log.info(
+                    "closing %s: no pong within %ss",
+                    client.id,
+                    gateway.config.gateway.client_timeout,
+                )
                 client.close(CLOSE_GOING_AWAY, "heartbeat timeout")
                 return
     except ConnectionClosed:

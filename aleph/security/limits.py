@@ -27,7 +27,9 @@ class TokenBucket:
 
     def _refill(self, now: float) -> None:
         if self.updated is not None and now > self.updated:
-            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate / self.per)
+            self.tokens = min(
+                self.capacity, self.tokens + (now - self.updated) * self.rate / self.per
+            )
         self.updated = now if self.updated is None else max(self.updated, now)
 
     def take(self, now: float, cost: float = 1.0) -> float | None:

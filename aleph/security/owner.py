@@ -48,7 +48,9 @@ def _record(token: str) -> TokenRecord:
     return TokenRecord("owner", "owner", "owner", hash_token(token), time.time())
 
 
-def resolve_owner_token(config: Config, state_dir: Path, environ: Mapping[str, str] = os.environ) -> OwnerToken:
+def resolve_owner_token(
+    config: Config, state_dir: Path, environ: Mapping[str, str] = os.environ
+) -> OwnerToken:
     """Find (or create) the owner token. Raises OwnerTokenError."""
     if config.auth.owner_token:
         if len(config.auth.owner_token) < 16:
