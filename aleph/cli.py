@@ -3,6 +3,7 @@
 aleph serve [--config PATH]         run the daemon
 aleph config check [--config PATH]  validate the config, exit 78 if bad
 aleph config show [--config PATH]   the effective config, secrets masked
+aleph ctl COMMAND ...                control the running daemon (see aleph.control.ctl)
 aleph version
 """
 
@@ -82,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("--config", metavar="PATH", help="TOML config file")
     config.add_argument("--json", action="store_true", help="show as JSON")
     config.set_defaults(func=_cmd_config)
+
+    from aleph.control.ctl import add_ctl_parser
+
+    add_ctl_parser(commands)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(func=lambda args: print(f"aleph {__version__}") or 0)

@@ -22,13 +22,17 @@ MakeConfig = Callable[..., Config]
 def make_config(tmp_path: Path) -> MakeConfig:
     """Config(**{section: {key: value}}) on port 0 with state in tmp_path."""
 
+    made = 0
+
     def make(**sections: dict[str, Any]) -> Config:
+        nonlocal made
+        made += 1  # each daemon of a test gets its own state dir and control socket
         config = load_config(None, environ={})
         config = attrs.evolve(
             config,
             gateway=attrs.evolve(config.gateway, port=0),
-            storage=attrs.evolve(config.storage, state_dir=str(tmp_path / "state")),
-            control=attrs.evolve(config.control, socket=str(tmp_path / "control.sock")),
+            storage=attrs.evolve(config.storage, state_dir=str(tmp_path / f"state{made}")),
+            control=attrs.evolve(config.control, socket=str(tmp_path / f"control{made}.sock")),
         )
         for section, values in sections.items():
             config = attrs.evolve(

@@ -72,6 +72,7 @@ class Client:
     _pending: dict[str, _Pending] = attrs.field(factory=dict, repr=False)
     _call_ids: itertools.count[int] = attrs.field(factory=itertools.count, repr=False)
     _close_hooks: list[Callable[[Client], None]] = attrs.field(factory=list, repr=False)
+    gone: bool = False  # the transport has released the connection
 
     @property
     def closing(self) -> bool:
@@ -105,12 +106,17 @@ class Client:
         await self._close_requested.wait()
 
     def on_close(self, hook: Callable[[Client], None]) -> None:
-        """Run `hook(client)` once the connection is gone (release what it held)."""
+        """Run `hook(client)` once the connection is gone (release what it held);
+        at once if it is gone already."""
+        if self.gone:
+            hook(self)
+            return
         self._close_hooks.append(hook)
 
     def closed(self) -> None:
         """Called by the transport when the connection is gone, exactly once."""
         self.close(None)
+        self.gone = True
         for pending in self._pending.values():
             pending.done.set()
         hooks, self._close_hooks = self._close_hooks, []

@@ -67,6 +67,8 @@ async def read_head(stream: trio.abc.ReceiveStream) -> RequestHead | None:
             status = exc.error_status_hint if exc.error_status_hint in (400, 431) else 400
             raise HttpError(status, str(exc)) from None
         if isinstance(event, h11.Request):
+            if received.find(b"\r\n\r\n") + 4 > MAX_HEAD:
+                raise HttpError(431, "request head too large")
             headers = tuple(
                 (name.decode("latin-1").lower(), value.decode("latin-1"))
                 for name, value in event.headers
@@ -78,6 +80,8 @@ async def read_head(stream: trio.abc.ReceiveStream) -> RequestHead | None:
                 bytes(received),
             )
         if event is h11.NEED_DATA:
+            if len(received) >= MAX_HEAD:
+                raise HttpError(431, "request head too large")
             data = bytes(await stream.receive_some(4096))
             if not data:
                 if not received:

@@ -19,7 +19,6 @@ exception is logged once and the connection closed with 1011.
 from __future__ import annotations
 
 import logging
-import math
 import ssl
 import time
 from functools import partial
@@ -43,6 +42,8 @@ CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_AUTH_TIMEOUT = 4001
 CLOSE_TIMEOUT = 2.0  # seconds to finish a closing handshake before dropping TCP
+LINGER_TIME = 1.0  # seconds to drain a refused request's body before closing
+LINGER_BYTES = 256 * 1024
 
 
 def _ssl_context(gateway: Gateway) -> ssl.SSLContext | None:
@@ -133,6 +134,7 @@ async def _serve_stream(gateway: Gateway, stream: trio.abc.Stream, remote: str) 
             head = await read_head(stream)
         except HttpError as exc:
             await stream.send_all(response_bytes(exc.status, {"error": str(exc)[:200]}))
+            await _linger(stream)
             return
     if head_scope.cancelled_caught:
         await stream.send_all(response_bytes(408, {"error": "request head timeout"}))
@@ -162,6 +164,19 @@ async def _serve_stream(gateway: Gateway, stream: trio.abc.Stream, remote: str) 
         ws_nursery.cancel_scope.cancel()
 
 
+async def _linger(stream: trio.abc.Stream) -> None:
+    """Read and drop what the peer is still sending, briefly, before closing: closing
+    with unread input makes the kernel reset the connection, and the peer would
+    lose the error response we just sent."""
+    with trio.move_on_after(LINGER_TIME):
+        drained = 0
+        while drained < LINGER_BYTES:
+            data = await stream.receive_some(65536)
+            if not data:
+                return
+            drained += len(data)
+
+
 async def _serve_websocket(
     gateway: Gateway, ws: WebSocketConnection, remote: str, origin: str | None, decision: Admitted
 ) -> None:
@@ -177,7 +192,7 @@ async def _serve_websocket(
             tasks.cancel_scope.cancel()
     except Exception:
         log.exception("connection %s failed", client.id)
-        client.close_code, client.close_reason = CLOSE_INTERNAL, "internal error"
+        client.close(CLOSE_INTERNAL, "internal error")
     finally:
         gateway.disconnect(client)
         send.close()
@@ -193,11 +208,17 @@ async def _reader(gateway: Gateway, client: Client, ws: WebSocketConnection) -> 
     try:
         while True:
             authenticated = client.principal is not None
-            with trio.move_on_at(math.inf if authenticated else auth_deadline) as scope:
+            if authenticated:
+                # No deadline once authenticated, so no cancel scope: entering and
+                # leaving one costs about 10 us, a tenth of the bare transport's
+                # cost per frame (docs/performance.md).
                 message = await ws.get_message()
-            if scope.cancelled_caught:
-                client.close(CLOSE_AUTH_TIMEOUT, "authentication timeout")
-                return
+            else:
+                with trio.move_on_at(auth_deadline) as scope:
+                    message = await ws.get_message()
+                if scope.cancelled_caught:
+                    client.close(CLOSE_AUTH_TIMEOUT, "authentication timeout")
+                    return
             if isinstance(message, bytes):
                 client.close(CLOSE_UNSUPPORTED, "binary frames are not accepted")
                 return

@@ -14,7 +14,8 @@ Spec rules implemented here (https://www.jsonrpc.org/specification):
 - notifications get no reply, inside a batch too; a batch of only
   notifications gets nothing at all;
 - ids are strings, numbers or null; a fractional id is accepted as the spec
-  only discourages it; booleans, objects and arrays are invalid;
+  only discourages it; booleans, objects, arrays and numbers beyond 64-bit
+  integers (which could not be echoed back exactly) are invalid;
 - members the spec does not define are ignored.
 """
 
@@ -100,6 +101,10 @@ _ID_TYPES = (str, int, float)
 
 
 def _valid_id(value: Any) -> bool:
+    if isinstance(value, float):
+        # orjson reads integers beyond 64 bits as floats: such an id could not be
+        # echoed back exactly, so it is refused rather than answered wrongly.
+        return abs(value) < 2.0**63
     return value is None or (isinstance(value, _ID_TYPES) and not isinstance(value, bool))
 
 
