@@ -73,6 +73,9 @@ class Client:
     _call_ids: itertools.count[int] = attrs.field(factory=itertools.count, repr=False)
     _close_hooks: list[Callable[[Client], None]] = attrs.field(factory=list, repr=False)
     gone: bool = False  # the transport has released the connection
+    # Set by the transport while the reader handles a frame and the writer is
+    # idle: the first frame sent goes here and the reader sends it itself.
+    direct: list[str] | None = attrs.field(default=None, repr=False)
 
     @property
     def closing(self) -> bool:
@@ -82,6 +85,9 @@ class Client:
         """Queue one frame. False if the client is gone or was just closed as too slow."""
         if self.closing:
             return False
+        if self.direct is not None and not self.direct:
+            self.direct.append(text)
+            return True
         try:
             self.outbound.send_nowait(text)
         except trio.WouldBlock:

@@ -25,6 +25,7 @@ from aleph import __version__
 from aleph.config import Config
 from aleph.gateway.client import Client, new_client_id
 from aleph.gateway.dispatch import CallContext, Method, MethodRegistry, structure_params
+from aleph.gateway.heartbeat import Heartbeats
 from aleph.protocol import jsonrpc
 from aleph.protocol.errors import InternalError, RateLimited, RpcError
 from aleph.security.limits import LoginLockout
@@ -62,6 +63,8 @@ class Gateway:
     # Set to ask every transport to stop accepting and close its clients.
     stopping: trio.Event = attrs.Factory(trio.Event)
     listen_addresses: list[str] = attrs.Factory(list)
+    # Pings every connection; the transport runs it (Heartbeats.run).
+    heartbeats: Heartbeats = attrs.Factory(lambda self: Heartbeats(self), takes_self=True)
 
     # -- configuration -------------------------------------------------------
 

@@ -3,13 +3,13 @@
 Task tree of one :func:`serve_gateway`::
 
     serve_gateway
-    ├── acceptor: trio.serve_listeners (cancelled when the gateway stops)
+    ├── acceptor: trio.serve_listeners and Heartbeats.run (cancelled when the gateway stops)
     └── connections nursery: one task per TCP connection
         └── serve_connection: read the head; answer HTTP or upgrade
             └── websocket nursery: trio-websocket's reader task, and
                 ├── reader    frames -> Gateway.handle_text (auth deadline, size caps)
                 ├── writer    the client's bounded outbound queue -> the socket
-                ├── heartbeat ping every heartbeat_interval, close 1001 without a pong
+                ├── a ping, when Heartbeats (one task for all connections) says one is due
                 └── async method calls of this client
 
 Whatever a connection does wrong, only that connection ends: an unexpected
@@ -90,6 +90,7 @@ async def serve_gateway(
     ]
     async with trio.open_nursery() as connections:
         async with trio.open_nursery() as acceptor:
+            acceptor.start_soon(gateway.heartbeats.run)
             await acceptor.start(
                 partial(trio.serve_listeners, handler, listeners, handler_nursery=connections)
             )
@@ -151,16 +152,22 @@ async def _serve_stream(gateway: Gateway, stream: trio.abc.Stream, remote: str) 
         body = {"error": decision.message}
         await stream.send_all(response_bytes(decision.status, body, headers=decision.headers))
         return
+    origin, replay = head.header("origin"), ReplayStream(stream, head.raw)
+    del head  # else its headers stay in memory as long as the connection: ~1.8 KiB each
     async with trio.open_nursery() as ws_nursery:
         max_size = PRE_AUTH_MAX_FRAME if decision.principal is None else config.max_payload
         ws: WebSocketConnection | None = None
         with trio.move_on_after(config.handshake_timeout):
             request = await trio_websocket.wrap_server_stream(
-                ws_nursery, ReplayStream(stream, head.raw), max_message_size=max_size
+                ws_nursery, replay, max_message_size=max_size
             )
             ws = await request.accept()
+            if not replay.replay:
+                # The head is consumed: read the socket directly from now on, without
+                # the wrapper's extra call on every receive and send.
+                ws._stream = stream
         if ws is not None:
-            await _serve_websocket(gateway, ws, remote, head.header("origin"), decision)
+            await _serve_websocket(gateway, ws, remote, origin, decision)
         ws_nursery.cancel_scope.cancel()
 
 
@@ -185,9 +192,9 @@ async def _serve_websocket(
     try:
         async with trio.open_nursery() as tasks:
             client.nursery = tasks
-            tasks.start_soon(_reader, gateway, client, ws)
+            tasks.start_soon(_reader, gateway, client, ws, receive)
             tasks.start_soon(_writer, client, ws, receive)
-            tasks.start_soon(_heartbeat, gateway, client, ws)
+            gateway.heartbeats.add(client, partial(_ping, ws), tasks)
             await client.wait_closing()
             tasks.cancel_scope.cancel()
     except Exception:
@@ -202,7 +209,12 @@ async def _serve_websocket(
                 await ws.aclose(client.close_code, client.close_reason or None)
 
 
-async def _reader(gateway: Gateway, client: Client, ws: WebSocketConnection) -> None:
+async def _reader(
+    gateway: Gateway,
+    client: Client,
+    ws: WebSocketConnection,
+    outbound: trio.MemoryReceiveChannel[str],
+) -> None:
     config = gateway.config.gateway
     auth_deadline = trio.current_time() + config.auth_timeout
     try:
@@ -225,13 +237,39 @@ async def _reader(gateway: Gateway, client: Client, ws: WebSocketConnection) -> 
             if len(message) > gateway.max_frame(client):
                 client.close(CLOSE_TOO_BIG, "frame too large")
                 return
-            gateway.handle_text(client, message)
+            await _handle(gateway, client, ws, outbound, message)
             if not authenticated and client.principal is not None:
                 # trio-websocket reads this limit for every incoming frame; raise it
                 # from the pre-auth 64 KiB to max_payload now that the client is known.
                 ws._max_message_size = config.max_payload
     except ConnectionClosed:
         client.close(None)
+
+
+async def _handle(
+    gateway: Gateway,
+    client: Client,
+    ws: WebSocketConnection,
+    outbound: trio.MemoryReceiveChannel[str],
+    message: str,
+) -> None:
+    """Handle a frame; send its immediate reply from here when the writer is idle.
+
+    Handing the reply to the writer task costs a task switch per round trip
+    (docs/performance.md). When the writer waits with nothing queued, nothing
+    is in flight, so the reader may send the first frame itself without
+    reordering anything: it takes the socket's FIFO send lock before it
+    yields, so whatever is queued meanwhile goes out after it.
+    """
+    stats = outbound.statistics()
+    if stats.tasks_waiting_receive and not stats.current_buffer_used:
+        client.direct = []
+    try:
+        gateway.handle_text(client, message)
+    finally:
+        direct, client.direct = client.direct, None
+    if direct:
+        await ws.send_message(direct[0])
 
 
 async def _writer(
@@ -244,19 +282,10 @@ async def _writer(
         client.close(None)
 
 
-async def _heartbeat(gateway: Gateway, client: Client, ws: WebSocketConnection) -> None:
+async def _ping(ws: WebSocketConnection) -> bool:
+    """One WebSocket ping: True once the pong arrives, False if the connection closed."""
     try:
-        while True:
-            await trio.sleep(gateway.config.gateway.heartbeat_interval)
-            with trio.move_on_after(gateway.config.gateway.client_timeout) as scope:
-                await ws.ping()
-            if scope.cancelled_caught:
-                log.info(
-                    "closing %s: no pong within %ss",
-                    client.id,
-                    gateway.config.gateway.client_timeout,
-                )
-                client.close(CLOSE_GOING_AWAY, "heartbeat timeout")
-                return
+        await ws.ping()
     except ConnectionClosed:
-        client.close(None)
+        return False
+    return True

@@ -161,11 +161,34 @@ def parse(data: str | bytes) -> Frame:
         value = orjson.loads(data)
     except (orjson.JSONDecodeError, TypeError, ValueError):
         return Frame((Invalid(None, ParseError("parse error: not valid JSON")),), is_batch=False)
+    if type(value) is dict:
+        fast = _fast_call(value)
+        return Frame((fast if fast is not None else _parse_one(value),), is_batch=False)
     if isinstance(value, list):
         if not value:
             return Frame((Invalid(None, InvalidRequest("empty batch")),), is_batch=False)
         return Frame(tuple(_parse_one(item) for item in value), is_batch=True)
     return Frame((_parse_one(value),), is_batch=False)
+
+
+def _fast_call(obj: dict[str, Any]) -> Request | Notification | None:
+    """The common case, a well-formed call with an int or str id, decided with a
+    few exact type checks; None sends everything else the full way."""
+    method = obj.get("method")
+    if type(method) is not str or obj.get("jsonrpc") != "2.0":
+        return None
+    params = obj.get("params")
+    if params is None:
+        if "params" in obj:
+            return None
+    elif type(params) is not dict and type(params) is not list:
+        return None
+    if "id" not in obj:
+        return Notification(method, params)
+    msg_id = obj["id"]
+    if type(msg_id) is str or (type(msg_id) is int and -(2**63) <= msg_id < 2**64):
+        return Request(msg_id, method, params)
+    return None
 
 
 def result_response(msg_id: Id, result: Any) -> dict[str, Any]:

@@ -70,14 +70,16 @@ async def start_daemon_process(
         assert process.stderr is not None
         buffer = b""
         async with send:
-            while chunk := await process.stderr.receive_some():
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for raw in lines:
-                    line = raw.decode(errors="replace")
-                    log.append(line)
-                    with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
-                        send.send_nowait(line)  # the full log stays in `log` regardless
+            # reap() may close the pipe once the process has exited.
+            with contextlib.suppress(trio.ClosedResourceError):
+                while chunk := await process.stderr.receive_some():
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for raw in lines:
+                        line = raw.decode(errors="replace")
+                        log.append(line)
+                        with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                            send.send_nowait(line)  # the full log stays in `log` regardless
 
     async def reap() -> None:
         """Whatever the test does, the process is gone when the test ends."""

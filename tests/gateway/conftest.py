@@ -34,17 +34,35 @@ async def core(make_config: Callable[..., Config]) -> Gateway:
 
 
 OpenWs = Callable[..., Awaitable[trio_websocket.WebSocketConnection]]
+ServeMemory = Callable[[Gateway], trio.abc.Stream]
 
 
 @pytest.fixture
-def open_ws(nursery: trio.Nursery) -> Callable[..., Awaitable[Any]]:
+def serve_memory(nursery: trio.Nursery) -> ServeMemory:
+    """Serve one connection of `gateway` over a memory stream; returns the client's end.
+
+    Runs the gateway's heartbeat scheduler as serve_gateway would."""
+    beating: set[int] = set()
+
+    def serve(gateway: Gateway) -> trio.abc.Stream:
+        if id(gateway) not in beating:
+            beating.add(id(gateway))
+            nursery.start_soon(gateway.heartbeats.run)
+        server_stream, client_stream = trio.testing.memory_stream_pair()
+        nursery.start_soon(serve_connection, gateway, server_stream)
+        return client_stream
+
+    return serve
+
+
+@pytest.fixture
+def open_ws(nursery: trio.Nursery, serve_memory: ServeMemory) -> Callable[..., Awaitable[Any]]:
     """Connect a trio-websocket client to `gateway` over a memory stream; hello is read."""
 
     async def open_ws(
         gateway: Gateway, headers: list[tuple[bytes, bytes]] | None = None, read_hello: bool = True
     ) -> trio_websocket.WebSocketConnection:
-        server_stream, client_stream = trio.testing.memory_stream_pair()
-        nursery.start_soon(serve_connection, gateway, server_stream)
+        client_stream = serve_memory(gateway)
         ws = await trio_websocket.wrap_client_stream(
             nursery, client_stream, "localhost", gateway.config.gateway.path, extra_headers=headers
         )

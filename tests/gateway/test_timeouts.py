@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+
 import orjson
 import pytest
 import trio
 import trio.testing
 import trio_websocket
-from wsproto.events import Ping
+from wsproto.events import Ping, TextMessage
 
 from aleph.gateway import Gateway
-from aleph.gateway.transport import serve_connection
-from tests.gateway.conftest import OWNER_TOKEN, OpenWs, make_gateway
+from tests.gateway.conftest import OWNER_TOKEN, OpenWs, ServeMemory, make_gateway
 from tests.gateway.wsutil import RawWsClient, rpc
 
 
@@ -40,16 +41,13 @@ async def test_authenticated_client_outlives_the_auth_timeout(
 
 
 async def test_silent_peer_is_closed_1001_after_interval_plus_client_timeout(
-    core: Gateway, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    core: Gateway, serve_memory: ServeMemory, autojump_clock: trio.testing.MockClock
 ) -> None:
-    server_stream, client_stream = trio.testing.memory_stream_pair()
-    nursery.start_soon(serve_connection, core, server_stream)
+    client_stream = serve_memory(core)
     peer = RawWsClient(client_stream)
     await peer.handshake()
     start = trio.current_time()
     # Authenticated through the handshake would need a header; log in by frame instead.
-    from wsproto.events import TextMessage
-
     login = {"jsonrpc": "2.0", "method": "auth.login", "params": {"token": OWNER_TOKEN}, "id": 1}
     await client_stream.send_all(peer.ws.send(TextMessage(orjson.dumps(login).decode())))
     events, close = await peer.events_until_close()
@@ -71,3 +69,30 @@ async def test_heartbeat_settings_are_read_live_after_reload(
         await ws.get_message()
     assert closed.value.reason.code == 4001
     assert trio.current_time() - start == pytest.approx(2.0)
+
+
+async def test_pings_follow_each_pong_and_the_scheduler_forgets_closed_clients(
+    core: Gateway, serve_memory: ServeMemory, autojump_clock: trio.testing.MockClock
+) -> None:
+    client_stream = serve_memory(core)
+    peer = RawWsClient(client_stream)
+    await peer.handshake()
+    login = {"jsonrpc": "2.0", "method": "auth.login", "params": {"token": OWNER_TOKEN}, "id": 1}
+    await client_stream.send_all(peer.ws.send(TextMessage(orjson.dumps(login).decode())))
+    ping_times = []
+    while len(ping_times) < 3:
+        data = await client_stream.receive_some()
+        peer.ws.receive_data(data)
+        for event in peer.ws.events():
+            if isinstance(event, Ping):
+                ping_times.append(trio.current_time())
+                await trio.sleep(2.0)  # a slow but timely pong
+                await client_stream.send_all(peer.ws.send(event.response()))
+    assert [round(b - a, 6) for a, b in itertools.pairwise(ping_times)] == [32.0, 32.0]
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(core.heartbeats) == 1  # the last pong scheduled the next ping
+    await client_stream.aclose()
+    await trio.testing.wait_all_tasks_blocked()
+    assert core.clients == {}
+    await trio.sleep(40)  # the pending beat comes due and is dropped
+    assert len(core.heartbeats) == 0
