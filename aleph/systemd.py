@@ -1,17 +1,24 @@
-"""systemd integration: sd_notify datagrams and the watchdog interval.
+"""systemd integration: sd_notify datagrams, the watchdog interval, socket activation.
 
 sd_notify is one datagram to ``$NOTIFY_SOCKET`` (a leading ``@`` names the
 abstract namespace). It never blocks and never raises: without systemd, or
 with nobody listening, a message is simply not delivered.
+
+Socket activation (``aleph.socket``): systemd passes listening sockets as
+file descriptors 3, 4, ... and says how many in ``$LISTEN_FDS``, for the
+process named by ``$LISTEN_PID``. :func:`listen_fds` takes them (once: the
+variables are removed so that no child inherits them).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 
-__all__ = ["notify", "watchdog_interval"]
+__all__ = ["listen_fds", "notify", "watchdog_interval"]
+
+SD_LISTEN_FDS_START = 3
 
 
 def notify(message: str, environ: Mapping[str, str] = os.environ) -> bool:
@@ -41,3 +48,21 @@ def watchdog_interval(environ: Mapping[str, str] = os.environ) -> float | None:
     except ValueError:
         return None
     return value / 2_000_000 if value > 0 else None
+
+
+def listen_fds(environ: MutableMapping[str, str] = os.environ) -> list[socket.socket]:
+    """The sockets systemd passed to this process (none without socket activation)."""
+    count, pid = environ.get("LISTEN_FDS"), environ.get("LISTEN_PID")
+    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        environ.pop(name, None)
+    if not count or pid != str(os.getpid()):
+        return []
+    try:
+        number = int(count)
+    except ValueError:
+        return []
+    sockets = []
+    for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + number):
+        os.set_inheritable(fd, False)
+        sockets.append(socket.socket(fileno=fd))  # family and type read from the fd
+    return sockets
