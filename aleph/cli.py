@@ -1,6 +1,8 @@
 """`aleph`: the one command-line entry point.
 
 aleph serve [--config PATH]         run the daemon
+aleph chat [--url URL] [--token T]  talk to the daemon from a terminal
+aleph tui [--url URL] [--token T]   the multi-pane terminal interface (Textual)
 aleph config check [--config PATH]  validate the config, exit 78 if bad
 aleph config show [--config PATH]   the effective config, secrets masked
 aleph ctl COMMAND ...                control the running daemon (see aleph.control.ctl)
@@ -43,6 +45,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(_config_path(args))
 
 
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from aleph.chat import main as chat
+
+    config = Path(args.config) if args.config else None
+    return chat(args.url, args.token, config_path=config, session_id=args.session)
+
+
+def _cmd_tui(args: argparse.Namespace) -> int:
+    # Imported here: `aleph serve` never loads Textual.
+    from aleph.chat.target import resolve_target
+    from aleph.interfaces.tui import main as tui
+
+    target = resolve_target(args.url, args.token, Path(args.config) if args.config else None)
+    return tui(target.url, target.token)
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     from aleph.config import ConfigError, load_config, masked
 
@@ -77,6 +95,23 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the daemon")
     serve.add_argument("--config", metavar="PATH", help="TOML config file (default: none)")
     serve.set_defaults(func=_cmd_serve)
+
+    chat = commands.add_parser("chat", help="talk to the daemon from this terminal")
+    chat.add_argument("--url", help="gateway URL (default: $ALEPH_URL, else the local daemon's)")
+    chat.add_argument(
+        "--token", help="token (default: $ALEPH_TOKEN, else the local daemon's owner token)"
+    )
+    chat.add_argument("--session", metavar="ID", help="continue this session")
+    chat.add_argument("--config", metavar="PATH", help="the local daemon's TOML config file")
+    chat.set_defaults(func=_cmd_chat)
+
+    tui = commands.add_parser("tui", help="the multi-pane terminal interface")
+    tui.add_argument("--url", help="gateway URL (default: $ALEPH_URL, else the local daemon's)")
+    tui.add_argument(
+        "--token", help="token (default: $ALEPH_TOKEN, else the local daemon's owner token)"
+    )
+    tui.add_argument("--config", metavar="PATH", help="the local daemon's TOML config file")
+    tui.set_defaults(func=_cmd_tui)
 
     config = commands.add_parser("config", help="check or show the configuration")
     config.add_argument("action", choices=["check", "show"])

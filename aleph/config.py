@@ -29,6 +29,7 @@ from aleph.protocol.convert import describe_value, error_lines, make_converter
 from aleph.security.origin import check_patterns
 
 __all__ = [
+    "AgentsConfig",
     "AuthConfig",
     "Config",
     "ConfigError",
@@ -37,9 +38,12 @@ __all__ = [
     "DiscordConfig",
     "GatewayConfig",
     "LimitsConfig",
+    "MediaConfig",
     "ProviderConfig",
     "StorageConfig",
     "TelegramConfig",
+    "ThinkerConfig",
+    "ToolsConfig",
     "default_config_path",
     "load_config",
     "masked",
@@ -106,11 +110,61 @@ class ProviderConfig:
     model: str = ""
     api_key_env: str = ""
     request_timeout: float = _range(120.0, 0.1)
+    # Beyond DESIGN.md's contract (the execution engine):
+    max_tokens: int = _range(4096, 1, 1_000_000)
+    max_tool_rounds: int = _range(8, 0, 100)
+    max_retries: int = _range(3, 0, 10)
+    retry_base_delay: float = _range(0.5, 0.0, 60.0)
+    max_retry_delay: float = _range(60.0, 0.0, 3600.0)
+    accepts_images: bool = True
+
+
+@attrs.frozen
+class ThinkerConfig:
+    persona: str = "You are Aleph, a helpful personal assistant. Answer clearly and briefly."
+    timezone: str = "UTC"
+    prompt_parts: list[str] = attrs.Factory(
+        lambda: ["persona", "datetime", "session", "channel", "tools"]
+    )
+    context_budget: int = _range(16_000, 256, 10_000_000)
+
+
+@attrs.frozen
+class MediaConfig:
+    max_attachments: int = _range(8, 0, 1000)
+    max_attachment_bytes: int = _range(5 * 1_048_576, 1, 1 << 31)
+    max_total_bytes: int = _range(20 * 1_048_576, 1, 1 << 32)
+    max_inline_text_chars: int = _range(20_000, 1, 10_000_000)
+
+
+@attrs.frozen
+class ToolsConfig:
+    tool_timeout: float = _range(30.0, 0.01, 3600.0)
+    max_result_chars: int = _range(16_000, 100, 10_000_000)
+    workspace_dir: str = ""
+    enable_files: bool = False
+    max_file_bytes: int = _range(1_048_576, 1, 1 << 31)
+    enable_fetch: bool = False
+    fetch_max_bytes: int = _range(1_048_576, 1, 1 << 31)
+    fetch_timeout: float = _range(15.0, 0.01, 600.0)
+    fetch_allow_private: bool = False
+
+
+@attrs.frozen
+class AgentsConfig:
+    invoke_timeout: float = _range(30.0, 0.01, 3600.0)
+    max_tools_per_agent: int = _range(64, 0, 10_000)
 
 
 @attrs.frozen
 class ControlConfig:
     socket: str = ""
+    # Beyond DESIGN.md's contract (operations):
+    drain_timeout: float = _range(300.0, 0.0, 86400.0)  # `drain` waits this long for runs
+    pairing_ttl: float = _range(600.0, 10.0, 7 * 86400.0)  # a pairing code's lifetime
+
+
+BotPolicy = Literal["pairing", "allowlist", "open", "disabled"]
 
 
 @attrs.frozen
@@ -118,12 +172,35 @@ class TelegramConfig:
     enabled: bool = False
     base_url: str = ""
     token: str = _secret()
+    # Beyond DESIGN.md's contract (the bots; docs/bots.md):
+    token_file: str = ""  # a file holding the token, if not from the environment
+    base_file_url: str = ""  # default: derived from base_url
+    dm_policy: BotPolicy = "pairing"
+    group_policy: BotPolicy = "pairing"
+    allow_users: list[str] = attrs.Factory(list)  # numeric user ids
+    allow_chats: list[str] = attrs.Factory(list)  # numeric group ids
+    require_mention: bool = True  # in groups: answer only when mentioned or replied to
+    group_sessions: Literal["per_chat", "per_user"] = "per_chat"
+    edit_interval: float = _range(1.5, 0.1, 60.0)  # seconds between edits, direct messages
+    group_edit_interval: float = _range(3.0, 0.1, 60.0)  # 20 messages a minute in groups
+    poll_timeout: float = _range(30.0, 1.0, 600.0)
 
 
 @attrs.frozen
 class DiscordConfig:
     enabled: bool = False
     token: str = _secret()
+    # Beyond DESIGN.md's contract (the bots; docs/bots.md):
+    token_file: str = ""
+    dm_policy: BotPolicy = "pairing"
+    group_policy: BotPolicy = "pairing"
+    allow_users: list[str] = attrs.Factory(list)  # user ids
+    allow_chats: list[str] = attrs.Factory(list)  # channel ids
+    require_mention: bool = True
+    group_sessions: Literal["per_chat", "per_user"] = "per_chat"
+    edit_interval: float = _range(1.2, 0.1, 60.0)  # 5 edits per 5 s per channel at most
+    message_content_intent: bool = False  # privileged; see docs/bots.md
+    sync_commands: bool = True  # register /ask /new /clear /cancel at start
 
 
 @attrs.frozen
@@ -143,6 +220,10 @@ class Config:
     telegram: TelegramConfig = attrs.Factory(TelegramConfig)
     discord: DiscordConfig = attrs.Factory(DiscordConfig)
     daemon: DaemonConfig = attrs.Factory(DaemonConfig)
+    thinker: ThinkerConfig = attrs.Factory(ThinkerConfig)
+    media: MediaConfig = attrs.Factory(MediaConfig)
+    tools: ToolsConfig = attrs.Factory(ToolsConfig)
+    agents: AgentsConfig = attrs.Factory(AgentsConfig)
 
     def state_dir(self, environ: Mapping[str, str] = os.environ) -> Path:
         """Where the daemon keeps its files: the config, else systemd's, else XDG's."""
@@ -252,6 +333,22 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str], problems: list[
             section_data[key] = value
 
 
+def _apply_credentials(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Secrets from systemd credentials: ``$CREDENTIALS_DIRECTORY/<section>_<key>``
+    (``telegram_token``, ``discord_token``), unless the environment set them."""
+    directory = environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return
+    for (section, key), field in _FIELDS.items():
+        env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+        path = Path(directory) / f"{section}_{key}"
+        if not field.metadata.get("secret") or env in environ or not path.is_file():
+            continue
+        section_data = data.setdefault(section, {})
+        if isinstance(section_data, dict):
+            section_data[key] = path.read_text(encoding="utf-8").strip()
+
+
 def _check_secrets_not_in_file(data: dict[str, Any], problems: list[str]) -> None:
     for (section, key), field in _FIELDS.items():
         section_data = data.get(section)
@@ -311,6 +408,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] = os.enviro
             raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     _check_secrets_not_in_file(data, problems)
     _apply_env(data, environ, problems)
+    _apply_credentials(data, environ)
     try:
         config = _converter.structure(data, Config)
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:

@@ -3,10 +3,15 @@
 ::
 
     Daemon.run
-    ├── signals     SIGTERM/SIGINT -> graceful stop (twice: stop now); SIGHUP -> reload
-    ├── watchdog    WATCHDOG=1 every WATCHDOG_USEC/2 while the loop runs (if asked)
-    └── services    started in order by _start_services, stopped within shutdown_grace
-        └── gateway   serve_gateway: WebSocket + HTTP probes
+    ├── signals      SIGTERM/SIGINT -> graceful stop (twice: stop now); SIGHUP -> reload
+    ├── watchdog     WATCHDOG=1 every WATCHDOG_USEC/2 while the loop runs (if asked)
+    └── resources    the engine's HTTP client: closed after the services stopped
+        └── services started in order by _start_services; each returns by itself
+            │        once gateway.stopping is set (bounded by shutdown_grace)
+            ├── control     the control socket (listening before READY=1)
+            ├── sessions    the session hub: one runner per active session
+            ├── interfaces  Telegram and Discord on trio-asyncio (only when enabled)
+            └── gateway     serve_gateway: WebSocket + HTTP probes, started last
 
 The state store (one SQLite file, ``aleph.db`` in the state directory) is
 opened before the services start and closed after they stop; each subsystem
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -28,9 +34,18 @@ import attrs
 import trio
 
 from aleph import __version__, systemd
+from aleph.agents import AgentRegistry, register_agent_methods
 from aleph.config import Config, ConfigError, load_config
+from aleph.control import ControlServer, register_control_methods, serve_control
+from aleph.engine.api import SessionType
+from aleph.engine.loop import AgentEngine
+from aleph.engine.tools.methods import register_tool_methods
 from aleph.gateway import Gateway, register_gateway_methods, serve_gateway
 from aleph.security.owner import OwnerTokenError, resolve_owner_token
+from aleph.security.pairing import PAIRING_MIGRATIONS, PairingStore
+from aleph.security.token_store import TOKEN_MIGRATIONS, TokenStore
+from aleph.sessions import SendLimits, SessionHub, SessionStore, register_session_methods
+from aleph.sessions import migrations as session_migrations
 from aleph.storage import Database, Migration, StorageError
 
 __all__ = ["Daemon", "main", "setup_logging"]
@@ -46,9 +61,22 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr, force=True)
 
 
+# Sections the daemon reads once, at start; a reload that changes them says so.
+_READ_AT_START = (
+    "storage",
+    "provider",
+    "thinker",
+    "media",
+    "tools",
+    "agents",
+    "telegram",
+    "discord",
+)
+
+
 def migrations() -> list[Migration]:
     """Every subsystem's schema steps, applied when the store opens."""
-    return []
+    return [*TOKEN_MIGRATIONS, *PAIRING_MIGRATIONS, *session_migrations()]
 
 
 @attrs.define(eq=False)
@@ -58,13 +86,37 @@ class Daemon:
     config: Config
     config_path: Path | None
     gateway: Gateway = attrs.field(init=False)
+    engine: AgentEngine = attrs.field(init=False)
+    agents: AgentRegistry = attrs.field(init=False)
     db: Database | None = attrs.field(default=None, init=False)
     stop_requested: trio.Event = attrs.Factory(trio.Event)
+    token_store: TokenStore | None = attrs.field(default=None, init=False)
+    pairing: PairingStore | None = attrs.field(default=None, init=False)
+    control: ControlServer | None = attrs.field(default=None, init=False)
+    sessions: SessionHub | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.gateway = Gateway(self.config)
         register_gateway_methods(self.gateway.registry)
+        self._setup_engine()
         self._load_owner_token(self.config)
+
+    def _setup_engine(self) -> None:
+        """The execution engine, its tools and the remote agents, with their methods."""
+        self.engine = AgentEngine.from_config(self.config)
+        self.agents = AgentRegistry(self.config.agents, self.engine.tools)
+        register_tool_methods(self.gateway.registry, self.engine.tools)
+        register_agent_methods(self.gateway.registry, self.agents)
+        self.gateway.health_sections["engine"] = lambda: {
+            **self.engine.health(),
+            "agents": len(self.agents),
+        }
+        self.engine.tools.session_type_of = self._session_type
+
+    def _session_type(self, session_id: str) -> SessionType | None:
+        """For tool.call with a session_id: that session's type, if it exists."""
+        session = self.sessions.sessions.get(session_id) if self.sessions else None
+        return session.record.type if session is not None else None
 
     def _load_owner_token(self, config: Config) -> None:
         owner = resolve_owner_token(config, config.state_dir())
@@ -85,7 +137,15 @@ class Daemon:
         except (ConfigError, OwnerTokenError) as exc:
             log.error("reload refused, keeping the running config:\n%s", exc)
             return False
-        for key in self.gateway.apply_config(config):
+        restart = self.gateway.apply_config(config)
+        restart += [
+            f"[{section}]"
+            for section in _READ_AT_START
+            if getattr(config, section) != getattr(self.config, section)
+        ]
+        if config.control.socket != self.config.control.socket:
+            restart.append("control.socket")
+        for key in restart:
             log.warning("%s changed; it takes effect after a restart", key)
         self.config = config
         logging.getLogger().setLevel(config.daemon.log_level.upper())
@@ -115,22 +175,28 @@ class Daemon:
         try:
             async with trio.open_nursery() as root:
                 root.start_soon(self._watch_signals)
-                async with trio.open_nursery() as services:
-                    await self._start_services(services, listeners)
-                    self.gateway.ready = True
-                    for address in self.gateway.listen_addresses:
-                        log.info("listening on %s", address)
-                    systemd.notify("READY=1")
-                    interval = systemd.watchdog_interval()
-                    if interval is not None:
-                        root.start_soon(_watchdog, interval)
-                    task_status.started(self.gateway)
-                    await self.stop_requested.wait()
-                    systemd.notify("STOPPING=1")
-                    self.gateway.draining = True
-                    self.gateway.stopping.set()
-                    grace = self.config.daemon.shutdown_grace + 5.0
-                    services.cancel_scope.deadline = trio.current_time() + grace
+                # Resources outlive the services that use them: closed once they stopped.
+                async with trio.open_nursery() as resources:
+                    await resources.start(self.engine.serve)
+                    async with trio.open_nursery() as services:
+                        await self._start_services(services, listeners)
+                        self.gateway.ready = True
+                        for address in self.gateway.listen_addresses:
+                            log.info("listening on %s", address)
+                        systemd.notify("READY=1")
+                        interval = systemd.watchdog_interval()
+                        if interval is not None:
+                            root.start_soon(_watchdog, interval)
+                        task_status.started(self.gateway)
+                        await self.stop_requested.wait()
+                        systemd.notify("STOPPING=1")
+                        self.gateway.draining = True
+                        # Every service returns by itself once `stopping` is set; the
+                        # deadline only bounds one that does not.
+                        self.gateway.stopping.set()
+                        grace = self.config.daemon.shutdown_grace + 5.0
+                        services.cancel_scope.deadline = trio.current_time() + grace
+                    resources.cancel_scope.cancel()
                 root.cancel_scope.cancel()
         except* _StopNow:
             log.warning("stopped without waiting for clients")
@@ -145,7 +211,48 @@ class Daemon:
         """Start every long-lived service, in dependency order; each is listening when
         its `start` returns. The gateway goes last so that clients never reach a
         part that is not up yet."""
+        await self._start_control(services)
+        await self._start_sessions(services)
+        if self.config.telegram.enabled or self.config.discord.enabled:
+            await self._start_interfaces(services)
         await services.start(serve_gateway, self.gateway, listeners)
+
+    async def _start_sessions(self, services: trio.Nursery) -> None:
+        """The session hub, its session.* methods and its health section."""
+        assert self.db is not None
+        limits = self.config.limits
+        self.sessions = SessionHub(
+            SessionStore(self.db),
+            self.engine,  # the real engine: echo, openai or anthropic per provider.kind
+            SendLimits(limits.session_messages_per_minute, limits.user_messages_per_minute),
+            max_queued_runs=limits.max_queued_runs,
+            event_retention=limits.event_retention,
+        )
+        register_session_methods(self.gateway.registry, self.sessions)
+        self.gateway.health_sections["sessions"] = self.sessions.health
+        grace = self.config.daemon.shutdown_grace
+        await services.start(self.sessions.serve, self.gateway.stopping, grace)
+
+    async def _start_interfaces(self, services: trio.Nursery) -> None:
+        """The Telegram and Discord bots on one trio-asyncio loop; imported only when a
+        bot is enabled. A bot that cannot log in is retried and reported, never fatal."""
+        from aleph.interfaces.wiring import build_bridge
+
+        assert self.sessions is not None
+        bridge = build_bridge(self.config, self.sessions, self.pairing)
+        self.gateway.health_sections["interfaces"] = bridge.health
+        await services.start(bridge.serve, self.gateway.stopping)
+
+    async def _start_control(self, services: trio.Nursery) -> None:
+        """Stored tokens and pairings, then the control socket (listening before READY)."""
+        assert self.db is not None
+        self.token_store = TokenStore(self.db, self.gateway.tokens)
+        await self.token_store.load()
+        self.pairing = PairingStore(self.db, ttl=lambda: self.config.control.pairing_ttl)
+        await self.pairing.load()
+        self.control = ControlServer(self.config.control_socket())
+        register_control_methods(self.control, self)
+        await services.start(serve_control, self.control, self.gateway.stopping)
 
 
 class _StopNow(Exception):
@@ -156,6 +263,17 @@ async def _watchdog(interval: float) -> None:
     while True:
         systemd.notify("WATCHDOG=1")
         await trio.sleep(interval)
+
+
+def _messages(group: BaseExceptionGroup[BaseException]) -> list[str]:
+    """The messages of every leaf exception, however deeply nurseries nested them."""
+    messages = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            messages += _messages(exc)
+        else:
+            messages.append(str(exc))
+    return messages
 
 
 def main(config_path: Path | None) -> int:
@@ -174,21 +292,32 @@ def main(config_path: Path | None) -> int:
     log.info("aleph %s starting (config: %s)", __version__, config_path or "built-in defaults")
 
     async def serve() -> None:
-        await Daemon(config, config_path).run()
+        # Socket activation (aleph.socket): systemd's listening sockets replace
+        # gateway.host/port.
+        activated = [
+            trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+            for sock in systemd.listen_fds()
+            if sock.type == socket.SOCK_STREAM
+        ]
+        await Daemon(config, config_path).run(listeners=activated or None)
 
     problems: list[str] = []
     exit_code = 0
     try:
         trio.run(serve)
     except* OwnerTokenError as group:
-        problems += [str(exc) for exc in group.exceptions]
+        problems += _messages(group)
         exit_code = ConfigError.exit_code
     except* StorageError as group:
-        problems += [str(exc) for exc in group.exceptions]
+        problems += _messages(group)
         exit_code = 73  # EX_CANTCREAT: the state store cannot be opened or migrated
     except* OSError as group:
-        problems += [f"{exc}" for exc in group.exceptions]
+        problems += _messages(group)
         exit_code = 71  # EX_OSERR: cannot listen, cannot write the state directory
+    except* Exception as group:
+        # A bug: say so once, with the traceback, and let systemd restart us.
+        log.critical("stopped by an internal error", exc_info=group)
+        exit_code = 70  # EX_SOFTWARE
     for problem in problems:
         log.error("%s", problem)
     return exit_code

@@ -1,0 +1,151 @@
+"""A session's event log: numbering, retention, fan-out and resume.
+
+:class:`EventLog` gives every event of one session the next ``seq`` (no
+gaps, no duplicates), encodes its ``session.event`` notification once, keeps
+the last `retention` frames in a ring, and sends the same text to every live
+subscriber. Appending is synchronous: nothing can run between numbering an
+event and handing it to the subscribers, so every subscriber sees the same
+order.
+
+Resume (:meth:`EventLog.subscribe` with `after_seq`) registers the client as
+*replaying*: live fan-out skips it, and :meth:`EventLog.replay` copies the
+ring to it from `after_seq` on, waiting for room in the client's bounded
+queue, until it has caught up; in the same step (no checkpoint in between)
+it turns live. Events that arrive during the replay are therefore sent once,
+by the replay, and none is missed. A replaying client that falls out of the
+ring is closed with 1008, like any slow consumer.
+
+Failures: :class:`ResumeGap` (-32010) when the events after `after_seq` are
+gone or the epoch differs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import orjson
+import trio
+
+from aleph.gateway.client import CLOSE_SLOW_CONSUMER, Client
+from aleph.protocol.errors import ResumeGap
+
+__all__ = ["EventLog", "Subscriber"]
+
+
+def _now_iso() -> str:
+    now = dt.datetime.now(dt.UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+@attrs.define(eq=False)
+class Subscriber:
+    client: Client
+    cursor: int  # the last seq this client was sent
+    live: bool
+
+
+@attrs.define(eq=False)
+class EventLog:
+    """One session's numbered events; `on_append(seq, frame)` sees each (persistence)."""
+
+    session_id: str
+    epoch: str
+    retention: int
+    last_seq: int = 0
+    on_append: Callable[[int, str], None] | None = None
+    subscribers: dict[str, Subscriber] = attrs.Factory(dict)
+    _ring: deque[str] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._ring = deque(maxlen=self.retention)
+
+    def load(self, frames: list[tuple[int, str]]) -> None:
+        """Fill the ring with stored (seq, frame), oldest first, ending at last_seq."""
+        self._ring.clear()
+        expected = self.last_seq - len(frames) + 1
+        for offset, (seq, frame) in enumerate(frames):
+            if seq != expected + offset:
+                # A hole (cannot happen unless the table was edited): keep only the tail.
+                self._ring.clear()
+                continue
+            self._ring.append(frame)
+
+    @property
+    def oldest_seq(self) -> int:
+        """The oldest retained seq (last_seq + 1 when nothing is retained)."""
+        return self.last_seq - len(self._ring) + 1
+
+    def frame(self, seq: int) -> str:
+        return self._ring[seq - self.oldest_seq]
+
+    def append(self, kind: str, run_id: str | None, data: dict[str, Any]) -> int:
+        """Number, encode, retain and fan out one event; returns its seq."""
+        seq = self.last_seq + 1
+        params = {
+            "session_id": self.session_id,
+            "seq": seq,
+            "type": kind,
+            "run_id": run_id,
+            "data": data,
+            "ts": _now_iso(),
+        }
+        frame = orjson.dumps(
+            {"jsonrpc": "2.0", "method": "session.event", "params": params}
+        ).decode()
+        self.last_seq = seq
+        self._ring.append(frame)
+        for subscriber in self.subscribers.values():
+            if subscriber.live:
+                subscriber.cursor = seq
+                subscriber.client.send(frame)
+        if self.on_append is not None:
+            self.on_append(seq, frame)
+        return seq
+
+    def subscribe(
+        self, client: Client, after_seq: int | None = None, epoch: str | None = None
+    ) -> Subscriber:
+        """Register `client`; with `after_seq`, as replaying from there (see replay)."""
+        if after_seq is None:
+            subscriber = Subscriber(client, self.last_seq, live=True)
+        else:
+            if epoch is not None and epoch != self.epoch:
+                raise ResumeGap(
+                    "the session's event stream was restarted (epoch changed);"
+                    " reload session.history",
+                    {"oldest_seq": self.oldest_seq},
+                )
+            if after_seq < self.oldest_seq - 1 or after_seq > self.last_seq or after_seq < 0:
+                raise ResumeGap(data={"oldest_seq": self.oldest_seq})
+            subscriber = Subscriber(client, after_seq, live=after_seq == self.last_seq)
+        self.subscribers[client.id] = subscriber
+        return subscriber
+
+    def unsubscribe(self, client_id: str) -> bool:
+        return self.subscribers.pop(client_id, None) is not None
+
+    async def replay(self, subscriber: Subscriber) -> None:
+        """Send the retained events after the subscriber's cursor, then make it live."""
+        client = subscriber.client
+        try:
+            while self.subscribers.get(client.id) is subscriber and not client.closing:
+                if subscriber.cursor >= self.last_seq:
+                    subscriber.live = True
+                    return
+                if subscriber.cursor < self.oldest_seq - 1:
+                    client.close(CLOSE_SLOW_CONSUMER, "slow consumer: resume fell behind")
+                    break
+                frame = self.frame(subscriber.cursor + 1)
+                try:
+                    client.outbound.send_nowait(frame)
+                except trio.WouldBlock:
+                    await client.outbound.send(frame)
+                subscriber.cursor += 1
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+        if self.subscribers.get(client.id) is subscriber:
+            del self.subscribers[client.id]

@@ -1,0 +1,112 @@
+"""A session's message history: durable (SQLite) or in memory (guests).
+
+Both kinds answer the same calls, so the hub never asks which one it has.
+:class:`StoredHistory` writes through :class:`SessionStore` (committed when
+the call returns); :class:`MemoryHistory` is a list that dies with the
+process, which is the contract for guest sessions. Both keep `count` current
+for session.list.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any, Protocol
+
+import attrs
+
+from aleph.sessions.model import Role, StoredMessage
+from aleph.sessions.store import SessionStore
+
+__all__ = ["History", "MemoryHistory", "StoredHistory"]
+
+# Message ids of guest sessions: one counter for the process, so ids never repeat.
+_memory_ids = itertools.count(1)
+
+
+class History(Protocol):
+    @property
+    def count(self) -> int: ...
+
+    async def add(
+        self,
+        role: Role,
+        text: str,
+        *,
+        run_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> StoredMessage: ...
+
+    async def page(self, limit: int, before: int | None) -> tuple[list[StoredMessage], bool]: ...
+
+    async def before(self, message_id: int) -> list[StoredMessage]: ...
+
+    async def clear(self) -> int: ...
+
+
+@attrs.define(eq=False)
+class StoredHistory:
+    store: SessionStore
+    session_id: str
+    count: int = 0
+
+    async def add(
+        self,
+        role: Role,
+        text: str,
+        *,
+        run_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> StoredMessage:
+        message = await self.store.add_message(
+            self.session_id, role, text, run_id=run_id, meta=meta, idempotency_key=idempotency_key
+        )
+        self.count += 1
+        return message
+
+    async def page(self, limit: int, before: int | None) -> tuple[list[StoredMessage], bool]:
+        return await self.store.page(self.session_id, limit, before)
+
+    async def before(self, message_id: int) -> list[StoredMessage]:
+        return await self.store.before(self.session_id, message_id)
+
+    async def clear(self) -> int:
+        cleared = await self.store.clear(self.session_id)
+        self.count = 0
+        return cleared
+
+
+@attrs.define(eq=False)
+class MemoryHistory:
+    messages: list[StoredMessage] = attrs.Factory(list)
+
+    @property
+    def count(self) -> int:
+        return len(self.messages)
+
+    async def add(
+        self,
+        role: Role,
+        text: str,
+        *,
+        run_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> StoredMessage:
+        message = StoredMessage(next(_memory_ids), role, text, time.time(), run_id, meta or {})
+        self.messages.append(message)
+        return message
+
+    async def page(self, limit: int, before: int | None) -> tuple[list[StoredMessage], bool]:
+        older = [m for m in self.messages if before is None or m.id < before]
+        return older[-limit:] if limit else [], len(older) > limit
+
+    async def before(self, message_id: int) -> list[StoredMessage]:
+        return [m for m in self.messages if m.id < message_id]
+
+    async def clear(self) -> int:
+        cleared = len(self.messages)
+        self.messages.clear()
+        return cleared
