@@ -18,7 +18,7 @@ async def test_reload_applies_live_keys_and_logs_the_rest(
     socket = live.daemon.config.control.socket
     config_file.write_text(
         f'[storage]\nstate_dir = "{state}"\n[control]\nsocket = "{socket}"\n'
-        '[gateway]\nport = 0\nauth_timeout = 3.0\n[limits]\nlogin_failures = 2\n'
+        "[gateway]\nport = 0\nauth_timeout = 3.0\n[limits]\nlogin_failures = 2\n"
         '[provider]\nmodel = "another"\n'
     )
     live.daemon.config_path = config_file
