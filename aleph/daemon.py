@@ -145,6 +145,14 @@ class Daemon:
         ]
         if config.control.socket != self.config.control.socket:
             restart.append("control.socket")
+        if config.limits.event_retention != self.config.limits.event_retention:
+            restart.append("limits.event_retention")
+        if self.sessions is not None:
+            limits = config.limits
+            self.sessions.limits.session_per_minute = limits.session_messages_per_minute
+            self.sessions.limits.user_per_minute = limits.user_messages_per_minute
+            self.sessions.max_queued_runs = limits.max_queued_runs
+            self.sessions.guest_ttl = limits.guest_session_ttl
         for key in restart:
             log.warning("%s changed; it takes effect after a restart", key)
         self.config = config
@@ -227,6 +235,7 @@ class Daemon:
             SendLimits(limits.session_messages_per_minute, limits.user_messages_per_minute),
             max_queued_runs=limits.max_queued_runs,
             event_retention=limits.event_retention,
+            guest_ttl=limits.guest_session_ttl,
         )
         register_session_methods(self.gateway.registry, self.sessions)
         self.gateway.health_sections["sessions"] = self.sessions.health

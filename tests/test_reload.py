@@ -19,6 +19,7 @@ async def test_reload_applies_live_keys_and_logs_the_rest(
     config_file.write_text(
         f'[storage]\nstate_dir = "{state}"\n[control]\nsocket = "{socket}"\n'
         "[gateway]\nport = 0\nauth_timeout = 3.0\n[limits]\nlogin_failures = 2\n"
+        "session_messages_per_minute = 7\nmax_queued_runs = 2\n"
         '[provider]\nmodel = "another"\n'
     )
     live.daemon.config_path = config_file
@@ -26,6 +27,8 @@ async def test_reload_applies_live_keys_and_logs_the_rest(
         assert live.daemon.reload()
     assert live.gateway.config.gateway.auth_timeout == 3.0
     assert live.gateway.lockout.failures == 2
+    assert live.daemon.sessions.limits.session_per_minute == 7
+    assert live.daemon.sessions.max_queued_runs == 2
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "[provider] changed; it takes effect after a restart" in warnings
     assert not any("[storage]" in w for w in warnings)
