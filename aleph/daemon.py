@@ -237,7 +237,7 @@ class Daemon:
             event_retention=limits.event_retention,
             guest_ttl=limits.guest_session_ttl,
         )
-        register_session_methods(self.gateway.registry, self.sessions)
+        register_session_methods(self.gateway.registry, self.sessions, self.engine.media)
         self.gateway.health_sections["sessions"] = self.sessions.health
         grace = self.config.daemon.shutdown_grace
         await services.start(self.sessions.serve, self.gateway.stopping, grace)

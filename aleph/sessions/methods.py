@@ -9,23 +9,20 @@ role may not do, -32004/-32006/-32010/-32011 from the hub.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any, Literal
 
 import attrs
 
 from aleph.engine.api import Attachment
+from aleph.engine.media import MediaProcessor
 from aleph.gateway.dispatch import CallContext, MethodRegistry
 from aleph.protocol.errors import InvalidParams
 from aleph.sessions.hub import SessionHub
 from aleph.sessions.model import iso_utc
 
-__all__ = ["MAX_ATTACHMENT_BYTES", "register_session_methods"]
+__all__ = ["register_session_methods"]
 
 MAX_TEXT_CHARS = 100_000
-MAX_ATTACHMENTS = 8
-MAX_ATTACHMENT_BYTES = 512 * 1024  # decoded, each; the frame limit bounds the total
 MAX_HISTORY_PAGE = 500
 
 
@@ -77,21 +74,12 @@ class HistoryParams:
     before: str | None = None
 
 
-def _attachments(items: list[AttachmentParams]) -> tuple[Attachment, ...]:
-    if len(items) > MAX_ATTACHMENTS:
-        raise InvalidParams(f"at most {MAX_ATTACHMENTS} attachments")
-    found = []
-    for index, item in enumerate(items):
-        try:
-            data = base64.b64decode(item.data, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidParams(f"attachments[{index}].data: not valid base64") from None
-        if len(data) > MAX_ATTACHMENT_BYTES:
-            raise InvalidParams(
-                f"attachments[{index}]: {len(data)} bytes, at most {MAX_ATTACHMENT_BYTES}"
-            )
-        found.append(Attachment(item.name[:200], item.mime_type[:100], data))
-    return tuple(found)
+def _attachments(media: MediaProcessor, items: list[AttachmentParams]) -> tuple[Attachment, ...]:
+    """Decode and check the attachments up front, with the engine's limits and
+    type checks ([media] in the config), so a bad one is refused at send."""
+    found = tuple(media.decode(attrs.asdict(item)) for item in items)
+    media.check_all(found)
+    return found
 
 
 def _message_id(value: str | None) -> int | None:
@@ -103,8 +91,11 @@ def _message_id(value: str | None) -> int | None:
     return int(digits)
 
 
-def register_session_methods(registry: MethodRegistry, hub: SessionHub) -> None:
-    """Add session.create ... session.delete to the gateway's registry."""
+def register_session_methods(
+    registry: MethodRegistry, hub: SessionHub, media: MediaProcessor
+) -> None:
+    """Add session.create ... session.delete to the gateway's registry; `media`
+    checks attachments."""
 
     async def create(ctx: CallContext, params: CreateParams) -> dict[str, Any]:
         session = await hub.create(
@@ -145,7 +136,7 @@ def register_session_methods(registry: MethodRegistry, hub: SessionHub) -> None:
             ctx.principal,
             params.session_id,
             params.text,
-            attachments=_attachments(params.attachments),
+            attachments=_attachments(media, params.attachments),
             idempotency_key=params.idempotency_key,
         )
 

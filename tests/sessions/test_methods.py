@@ -182,6 +182,29 @@ async def test_bad_params(owner: GatewayClient, method: str, params: dict[str, A
     assert await owner.call("system.ping") is not None
 
 
+@pytest.mark.parametrize(
+    ("attachment", "reason"),
+    [
+        ({"name": "a.png", "mime_type": "image/png", "data": "aGVsbG8="}, "not an image"),
+        ({"name": "a.bin", "mime_type": "application/x-foo", "data": "aGVsbG8="}, "not supported"),
+        ({"name": "big.txt", "mime_type": "text/plain", "data": "QUFB" * 1000}, "larger than"),
+    ],
+)
+async def test_attachments_are_checked_at_send_with_the_media_limits(
+    start_daemon: Any, attachment: dict[str, str], reason: str
+) -> None:
+    live = await start_daemon(media={"max_attachment_bytes": 2000})
+    async with live.connect() as owner:
+        sid = (await owner.call("session.create", {}))["session_id"]
+        with pytest.raises(CallFailed) as refused:
+            await owner.call(
+                "session.send", {"session_id": sid, "text": "see", "attachments": [attachment]}
+            )
+        assert refused.value.code == -32602
+        assert reason in refused.value.message
+        assert (await owner.call("session.history", {"session_id": sid}))["messages"] == []
+
+
 async def test_attachments_reach_history_as_metadata(owner: GatewayClient) -> None:
     sid = (await owner.call("session.create", {}))["session_id"]
     attachment = {"name": "note.txt", "mime_type": "text/plain", "data": "aGVsbG8="}
