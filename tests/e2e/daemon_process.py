@@ -69,17 +69,17 @@ async def start_daemon_process(
     async def pump() -> None:
         assert process.stderr is not None
         buffer = b""
-        async with send:
-            # reap() may close the pipe once the process has exited.
-            with contextlib.suppress(trio.ClosedResourceError):
-                while chunk := await process.stderr.receive_some():
-                    buffer += chunk
-                    *lines, buffer = buffer.split(b"\n")
-                    for raw in lines:
-                        line = raw.decode(errors="replace")
-                        log.append(line)
-                        with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
-                            send.send_nowait(line)  # the full log stays in `log` regardless
+        # The pump owns the pipe: it reads to the end (a killed daemon's last lines
+        # included) and only then closes it.
+        async with send, process.stderr:
+            while chunk := await process.stderr.receive_some():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for raw in lines:
+                    line = raw.decode(errors="replace")
+                    log.append(line)
+                    with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                        send.send_nowait(line)  # the full log stays in `log` regardless
 
     async def reap() -> None:
         """Whatever the test does, the process is gone when the test ends."""
@@ -90,8 +90,6 @@ async def start_daemon_process(
                 if process.returncode is None:
                     process.kill()
                     await process.wait()
-                if process.stderr is not None:
-                    await process.stderr.aclose()
 
     nursery.start_soon(pump)
     nursery.start_soon(reap)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +11,7 @@ import pytest
 import trio
 
 from aleph.client import CallFailed, GatewayClient, connect
-from tests.e2e.daemon_process import LISTENING, DaemonProcess, daemon_env
+from tests.e2e.daemon_process import DaemonProcess, start_daemon_process
 from tests.sessions.helpers import events_until
 
 pytestmark = pytest.mark.e2e
@@ -43,43 +40,7 @@ async def _all_history(client: GatewayClient, session_id: str) -> list[dict[str,
 
 
 async def _start(nursery: trio.Nursery, state: Path) -> DaemonProcess:
-    """Like tests.e2e's starter, but stderr is closed only after it was read to its end
-    (a SIGKILLed daemon's pipe may still hold data when the process is reaped)."""
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "aleph", "serve"],
-        env=daemon_env(state, **ENV),
-        stderr=subprocess.PIPE,
-    )
-    send, receive = trio.open_memory_channel[str](10_000)
-    log: list[str] = []
-
-    async def pump() -> None:
-        assert process.stderr is not None
-        buffer = b""
-        async with send, process.stderr:
-            while chunk := await process.stderr.receive_some():
-                *lines, buffer = (buffer + chunk).split(b"\n")
-                for raw in lines:
-                    log.append(raw.decode(errors="replace"))
-                    with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
-                        send.send_nowait(log[-1])
-
-    async def reap() -> None:
-        try:
-            await process.wait()
-        finally:
-            with trio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-
-    nursery.start_soon(pump)
-    nursery.start_soon(reap)
-    daemon = DaemonProcess(process, "", 0, state, log, receive)
-    match = LISTENING.search(await daemon.wait_for_log("listening on ws://"))
-    assert match
-    daemon.url, daemon.port = match.group(1), int(match.group(2))
-    return daemon
+    return await start_daemon_process(nursery, state, **ENV)
 
 
 async def test_sigkill_loses_nothing_acknowledged(tmp_path: Path, nursery: trio.Nursery) -> None:
