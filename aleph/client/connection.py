@@ -103,7 +103,10 @@ class GatewayClient:
                     if "method" in item and "id" in item:
                         self.nursery.start_soon(self._answer, item)
                     elif "method" in item:
-                        self._notify_send.send_nowait(item)
+                        # A full buffer makes the reader wait (backpressure up to the
+                        # server, whose slow-consumer policy then applies) rather than
+                        # dropping a notification or the connection.
+                        await self._notify_send.send(item)
                     elif item.get("id") in self._waiting:
                         self._waiting[item["id"]].send_nowait(item)
         except trio_websocket.ConnectionClosed:

@@ -84,8 +84,8 @@ async def piloting(app: AlephTui, size: tuple[int, int] = SIZE) -> AsyncIterator
 
 @asynccontextmanager
 async def driving(
-    url: str, token: str | None, size: tuple[int, int] = SIZE
+    url: str, token: str | None, size: tuple[int, int] = SIZE, **options: Any
 ) -> AsyncIterator[Driver]:
     """`async with driving(live.url, live.token) as tui:` an app connected to the daemon."""
-    async with running_tui(url, token) as app, piloting(app, size) as tui:
+    async with running_tui(url, token, **options) as app, piloting(app, size) as tui:
         yield tui

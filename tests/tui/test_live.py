@@ -90,6 +90,18 @@ async def test_new_session_switch_and_unread_marks(live: Any) -> None:
         assert second in tui.controller.sessions
 
 
+async def test_sessions_made_and_deleted_elsewhere_show_up(live: Any) -> None:
+    async with driving(live.url, live.token, list_interval=0.1) as tui:
+        await ready(tui)
+        async with live.connect() as other:
+            made = await other.call("session.create", {"title": "from my phone"})
+            made_id = made["session_id"]
+            await tui.until(lambda: made_id in tui.controller.sessions)
+            assert tui.controller.sessions[made_id].title == "from my phone"
+            await other.call("session.delete", {"session_id": made_id})
+            await tui.until(lambda: made_id not in tui.controller.sessions)
+
+
 async def test_clear_and_delete(live: Any) -> None:
     async with driving(live.url, live.token) as tui:
         await ready(tui)

@@ -64,6 +64,7 @@ class TuiController:
     state_detail: str = ""
     latency_s: float | None = None
     notice: str = ""
+    list_interval: float = 15.0  # seconds between session.list polls
     _nursery: trio.Nursery | None = None
     _delivering: bool = False
 
@@ -77,6 +78,7 @@ class TuiController:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._run_feed)
+            nursery.start_soon(self._poll_sessions)
             task_status.started()
 
     async def _run_feed(self) -> None:
@@ -145,12 +147,7 @@ class TuiController:
 
     async def refresh(self) -> None:
         """After every (re)connection: the session list, subscriptions, the outbox."""
-        listed: dict[str, Any] = await self.feed.call("session.list")
-        for info in listed["sessions"]:
-            session_id = info["session_id"]
-            model = self.sessions.setdefault(session_id, SessionModel(session_id))
-            model.describe(info)
-            await self.feed.watch(session_id)
+        await self.sync_sessions()
         if self.current is None:
             if not self.sessions:
                 await self.create()
@@ -161,6 +158,28 @@ class TuiController:
             await self.load_latest(self.current)
         self.on_change()
         self._spawn(self._deliver)
+
+    async def sync_sessions(self) -> None:
+        """Take in session.list: new sessions are watched, those gone are dropped."""
+        listed: dict[str, Any] = await self.feed.call("session.list")
+        seen = set()
+        for info in listed["sessions"]:
+            session_id = str(info["session_id"])
+            seen.add(session_id)
+            model = self.sessions.setdefault(session_id, SessionModel(session_id))
+            model.describe(info)
+            await self.feed.watch(session_id)
+        for session_id in [s for s in self.sessions if s not in seen]:
+            self.feed.forget(session_id)
+            self.session_gone(session_id)
+        self.on_change()
+
+    async def _poll_sessions(self) -> None:
+        """Sessions made or deleted by other clients show up within list_interval."""
+        while True:
+            await trio.sleep(self.list_interval)
+            if self.feed.state is FeedState.CONNECTED:
+                await self.attempt(self.sync_sessions)
 
     async def create(self, title: str = "") -> str:
         result = await self.feed.create({"title": title} if title else {})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import trio
 import trio_asyncio  # type: ignore[import-untyped]
@@ -23,10 +24,10 @@ __all__ = ["main", "running_tui"]
 
 
 @asynccontextmanager
-async def running_tui(url: str, token: str | None) -> AsyncIterator[AlephTui]:
-    """An app with its controller running; the caller runs the app (or a pilot)."""
+async def running_tui(url: str, token: str | None, **options: Any) -> AsyncIterator[AlephTui]:
+    """An app with its controller (`options` for it) running; the caller runs the app."""
     async with trio_asyncio.open_loop(), trio.open_nursery() as nursery:
-        controller = TuiController(url, token)
+        controller = TuiController(url, token, **options)
         await nursery.start(controller.run)
         try:
             yield AlephTui(controller)
