@@ -108,6 +108,7 @@ class SessionHub:
                 for session in list(self.sessions.values()):
                     await session.idle.wait()
             nursery.cancel_scope.cancel()
+        self._nursery = None
         with trio.CancelScope(shield=True), trio.move_on_after(5.0):
             await self._flusher.flush()
             if not self._flusher.failed:
@@ -350,8 +351,11 @@ class SessionHub:
         session.mark_busy()
         if session.runner_active:
             return
-        if self._nursery is None:
-            raise ShuttingDown()
+        if self._nursery is None or not self.accepting:
+            # A send whose commit straddled the stop: the message is stored, and its
+            # run goes the way of every queued run at shutdown.
+            self._drop_queued(session, reason="shutdown")
+            return
         session.runner_active = True
         self._nursery.start_soon(run_queue, session, self.engine)
 

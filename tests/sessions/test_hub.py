@@ -268,3 +268,41 @@ async def test_sends_refused_once_stopping(tmp_path: Path) -> None:
             await hub.send(OWNER, session.id, "too late")
         with pytest.raises(ShuttingDown):
             await hub.create(OWNER)
+
+
+async def test_a_send_committed_while_the_hub_stops_is_kept_and_its_run_dropped(
+    tmp_path: Path, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit of a send can straddle the stop: the message is acknowledged and
+    kept, and its run ends like every queued run at shutdown."""
+    async with running_hub(tmp_path / "a.db", SlowEngine(delay=1.0, words=2)) as (hub, stopping):
+        conn = await connect(nursery)
+        session = await hub.create(OWNER)
+        await hub.subscribe(OWNER, conn.client, session.id)
+        committing, release = trio.Event(), trio.Event()
+        history = session.history
+        add = type(history).add
+
+        async def slow_add(self: object, *args: object, **kwargs: object) -> object:
+            committing.set()
+            await release.wait()
+            return await add(self, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(type(history), "add", slow_add)
+        result: dict[str, object] = {}
+
+        async def send() -> None:
+            result.update(await hub.send(OWNER, session.id, "just in time"))
+
+        async with trio.open_nursery() as senders:
+            senders.start_soon(send)
+            await committing.wait()
+            stopping.set()  # the hub stops while the message is being committed
+            await trio.testing.wait_all_tasks_blocked()
+            release.set()
+        assert str(result["run_id"]).startswith("r_")
+        await trio.testing.wait_all_tasks_blocked()
+        types = [(e["type"], e["data"]) for e in conn.events()]
+        assert types[-1] == ("run.cancelled", {"reason": "shutdown"})
+        page, _ = await history.page(50, None)
+        assert [m.text for m in page] == ["just in time"]
