@@ -63,7 +63,8 @@ async def test_telegram_long_answer_is_edited_then_split(
     ops = [c.at for c in peer.calls if c.method in ("sendMessage", "editMessageText")]
     per_minute, most, gap = _rate(ops)
     print(
-        f"\ntelegram: {len(ops)} sends+edits in {ops[-1] - ops[0]:.1f} s for {TOKENS} tokens: "
+        f"\ntelegram: {len(messages)} messages, {sum(m.edits for m in messages)} edits; "
+        f"{len(ops)} sends+edits in {ops[-1] - ops[0]:.1f} s for {TOKENS} tokens: "
         f"{per_minute:.1f}/min, at most {most} in any 60 s, smallest gap {gap:.2f} s "
         f"(limit: about 1 message/s per chat = 60/min)"
     )
@@ -118,7 +119,8 @@ async def test_discord_long_answer_is_edited_then_split(
     )
     per_minute, most, gap = _rate(ops)
     print(
-        f"\ndiscord: {len(ops)} sends+edits in {ops[-1] - ops[0]:.1f} s for {TOKENS} tokens: "
+        f"\ndiscord: {len(messages)} messages, {len(peer.edits)} edits; "
+        f"{len(ops)} sends+edits in {ops[-1] - ops[0]:.1f} s for {TOKENS} tokens: "
         f"{per_minute:.1f}/min, at most {most} in any 60 s, smallest gap {gap:.2f} s "
         f"(limit: 5 per 5 s per channel = 60/min)"
     )
