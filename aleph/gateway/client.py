@@ -76,6 +76,7 @@ class Client:
     # Set by the transport while the reader handles a frame and the writer is
     # idle: the first frame sent goes here and the reader sends it itself.
     direct: list[str] | None = attrs.field(default=None, repr=False)
+    writer_idle: bool = attrs.field(default=False, repr=False)  # see transport._handle
 
     @property
     def closing(self) -> bool:
@@ -88,6 +89,7 @@ class Client:
         if self.direct is not None and not self.direct:
             self.direct.append(text)
             return True
+        self.writer_idle = False
         try:
             self.outbound.send_nowait(text)
         except trio.WouldBlock:

@@ -259,10 +259,11 @@ async def _handle(
     (docs/performance.md). When the writer waits with nothing queued, nothing
     is in flight, so the reader may send the first frame itself without
     reordering anything: it takes the socket's FIFO send lock before it
-    yields, so whatever is queued meanwhile goes out after it.
+    yields, so whatever is queued meanwhile goes out after it. `writer_idle`
+    is exact: the writer sets it only when it waits on an empty queue, and
+    Client.send clears it with every frame it queues.
     """
-    stats = outbound.statistics()
-    if stats.tasks_waiting_receive and not stats.current_buffer_used:
+    if client.writer_idle:
         client.direct = []
     try:
         gateway.handle_text(client, message)
@@ -276,7 +277,15 @@ async def _writer(
     client: Client, ws: WebSocketConnection, receive: trio.MemoryReceiveChannel[str]
 ) -> None:
     try:
-        async for text in receive:
+        while True:
+            try:
+                text = receive.receive_nowait()
+            except trio.WouldBlock:
+                client.writer_idle = True  # nothing queued, nothing in flight
+                try:
+                    text = await receive.receive()
+                except trio.EndOfChannel:
+                    return
             await ws.send_message(text)
     except ConnectionClosed:
         client.close(None)
