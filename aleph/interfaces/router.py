@@ -191,7 +191,7 @@ class InboundRouter:
             if isinstance(event, Command) and event.name != "ask":
                 await self._command(event, decision.channel_key)
             else:
-                await self._deliver(event, decision.channel_key)
+                await self._deliver(event, decision.channel_key, decision.trusted)
 
     def _remember_target(self, key: str, target: Target) -> None:
         """Where a channel key was last seen (to tell it about a pairing decision)."""
@@ -234,7 +234,7 @@ class InboundRouter:
         await self._watch(session)
         return session
 
-    async def _deliver(self, event: MessageIn | Command, key: str) -> None:
+    async def _deliver(self, event: MessageIn | Command, key: str, trusted: bool = True) -> None:
         target = event.target
         wait = self._allow(target.platform, event.user_id)
         if wait is not None:
@@ -249,7 +249,13 @@ class InboundRouter:
         session = await self._session(key, event)
         principal = Principal(f"{target.platform}:{event.user_id}", "owner")
         try:
-            result = await self.hub.send(principal, session.id, event.text, attachments=attachments)
+            result = await self.hub.send(
+                principal,
+                session.id,
+                event.text,
+                attachments=attachments,
+                run_role="owner" if trusted else "guest",
+            )
         except RpcError as exc:
             await self._send_failed(target, event.user_id, exc)
             return
@@ -295,20 +301,19 @@ class InboundRouter:
         policy = self.settings[query.platform].policy
         target = Target(query.platform, query.user_id)
         key = channel_key(target, query.user_id, policy)
-        allowed = policy.dm_policy != "disabled" and (
-            policy.dm_policy == "open"
-            or query.user_id in policy.allow_users
-            or self._is_paired(key)
+        trusted = query.user_id in policy.allow_users or (
+            policy.dm_policy != "allowlist" and self._is_paired(key)
         )
+        allowed = policy.dm_policy != "disabled" and (trusted or policy.dm_policy == "open")
         text = answers.INLINE_PRIVATE
         if allowed and query.text.strip():
-            text = await self._inline_answer(query, key)
+            text = await self._inline_answer(query, key, trusted)
         elif allowed:
             return
         action = AnswerInline(query.platform, query.query_id, query.text[:60] or "Aleph", text)
         await self._act(action)
 
-    async def _inline_answer(self, query: InlineQuery, key: str) -> str:
+    async def _inline_answer(self, query: InlineQuery, key: str, trusted: bool) -> str:
         if self._allow(query.platform, query.user_id) is not None:
             return answers.slow_down(60.0)
         title = f"{query.platform} {query.user_name}"[:100]
@@ -317,7 +322,9 @@ class InboundRouter:
         principal = Principal(f"{query.platform}:{query.user_id}", "owner")
         collector = _Collector()
         try:
-            result = await self.hub.send(principal, session.id, query.text)
+            result = await self.hub.send(
+                principal, session.id, query.text, run_role="owner" if trusted else "guest"
+            )
         except RpcError as exc:
             return answers.send_failed(exc)
         self._runs[result["run_id"]] = collector

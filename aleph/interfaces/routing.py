@@ -18,6 +18,10 @@ Rules, in order:
    channels the owner has paired, and answers anyone else with a pairing code.
 3. A stranger under ``allowlist`` gets a short refusal in a direct message and
    silence in a group.
+4. Trust: a user who is allow-listed, or whose channel the owner approved, is
+   trusted and their runs have the owner's role. Someone let in only because
+   the policy is ``open`` is not: their runs have the guest role, so the engine
+   offers them only the tools marked safe for guests.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ class Pair:
 @attrs.frozen
 class Deliver:
     channel_key: str
+    trusted: bool = True  # False: let in by an "open" policy only; runs as a guest
 
 
 Decision = Ignore | Refuse | Pair | Deliver
@@ -118,10 +123,10 @@ def decide(
     allowed = event.user_id in policy.allow_users or (
         group and target.chat_id in policy.allow_chats
     )
-    if mode == "open" or allowed:
+    if allowed or (mode != "allowlist" and is_paired(key)):
         return Deliver(key)
+    if mode == "open":
+        return Deliver(key, trusted=False)
     if mode == "allowlist":
         return Ignore("not on the allowlist") if group else Refuse(REFUSAL)
-    if is_paired(key):
-        return Deliver(key)
     return Pair(key)

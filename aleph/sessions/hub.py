@@ -37,7 +37,7 @@ from aleph.protocol.errors import (
     RateLimited,
     ShuttingDown,
 )
-from aleph.security.tokens import Principal
+from aleph.security.tokens import Principal, Role
 from aleph.sessions.events import EventLog
 from aleph.sessions.flusher import EventFlusher
 from aleph.sessions.history import History, MemoryHistory, StoredHistory
@@ -305,8 +305,12 @@ class SessionHub:
         *,
         attachments: tuple[Attachment, ...] = (),
         idempotency_key: str | None = None,
+        run_role: Role | None = None,
     ) -> dict[str, Any]:
-        """Store the user's message, queue its run; answers once the message is committed."""
+        """Store the user's message, queue its run; answers once the message is committed.
+
+        `run_role` lowers the role the run gets (the tools offered) below the
+        principal's: the bots send for an untrusted platform user as "guest"."""
         if not self.accepting:
             raise ShuttingDown()
         session = await self.get(principal, session_id)
@@ -340,7 +344,8 @@ class SessionHub:
                 data.update(meta)
             session.events.append("message.user", run_id, data)
             queued = session.runs_ahead()
-            session.queue.append(Run(run_id, message.id, text, principal.role, attachments))
+            role = "guest" if "guest" in (principal.role, run_role) else principal.role
+            session.queue.append(Run(run_id, message.id, text, role, attachments))
             if idempotency_key is not None:
                 expires = trio.current_time() + IDEMPOTENCY_WINDOW
                 session.idempotency[idempotency_key] = (run_id, expires)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
@@ -182,3 +183,25 @@ async def test_inline_query_gets_a_short_answer(
     await peer.wait_for(lambda: len(peer.calls_of("answerInlineQuery")) == 2)
     (refused,) = peer.calls_of("answerInlineQuery")[1].params["results"]
     assert "private" in refused["input_message_content"]["message_text"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "role"),
+    [
+        ({"dm_policy": "open"}, "guest"),  # a stranger let in by the open policy
+        ({"dm_policy": "open", "allow_users": ["42"]}, "owner"),
+        ({"dm_policy": "allowlist", "allow_users": ["42"]}, "owner"),
+    ],
+)
+async def test_only_trusted_users_get_the_owners_tools(
+    jumping_clock: trio.testing.MockClock,
+    harness: Any,
+    telegram_peer: TelegramPeer,
+    policy: dict[str, Any],
+    role: str,
+) -> None:
+    h = await harness({"telegram": telegram_settings(**policy)})
+    await started(h, add_telegram(h, telegram_peer))
+    telegram_peer.message("which tools may I use?")
+    await telegram_peer.wait_for(lambda: h.engine.requests)
+    assert h.engine.requests[0].role == role
