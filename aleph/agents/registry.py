@@ -19,7 +19,6 @@ way.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 import secrets
@@ -32,6 +31,7 @@ from aleph.engine.tools.schema import check_schema
 from aleph.engine.tools.service import Tool, ToolConflict, ToolContext, ToolError, ToolService
 from aleph.gateway.client import Client, ClientGone, PeerError
 from aleph.protocol.errors import InvalidParams, NotFound
+from aleph.timestamps import iso_utc
 
 __all__ = ["Agent", "AgentRegistry", "AgentStatus", "AgentToolSpec"]
 
@@ -65,14 +65,12 @@ class Agent:
     status: AgentStatus = "idle"
 
     def describe(self) -> dict[str, Any]:
-        connected = dt.datetime.fromtimestamp(self.client.connected_at, dt.UTC)
         return {
             "agent_id": self.agent_id,
             "name": self.name,
             "capabilities": list(self.capabilities),
             "status": self.status,
-            "connected_at": connected.strftime("%Y-%m-%dT%H:%M:%S.")
-            + f"{connected.microsecond // 1000:03d}Z",
+            "connected_at": iso_utc(self.client.connected_at),
             "tools": list(self.tools),
         }
 

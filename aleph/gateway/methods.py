@@ -14,27 +14,11 @@ from aleph.gateway.dispatch import CallContext, MethodRegistry
 from aleph.gateway.server import PROTOCOL_VERSION
 from aleph.protocol.errors import Forbidden, InvalidParams, NotAuthenticated, RateLimited
 from aleph.security.tokens import Principal
+from aleph.timestamps import utc_now_iso
 
-__all__ = ["LoginParams", "register_gateway_methods", "utc_now_iso"]
+__all__ = ["LoginParams", "register_gateway_methods"]
 
 log = logging.getLogger(__name__)
-
-
-_formatted_second: tuple[int, str] = (-1, "")
-
-
-def utc_now_iso() -> str:
-    """Now as ISO-8601 in UTC with milliseconds and a Z: 2026-11-22T10:00:00.000Z.
-
-    The formatted second is cached: strftime on every call was the largest
-    single cost of a `system.ping` (see docs/performance.md).
-    """
-    global _formatted_second
-    now = time.time()
-    second = int(now)
-    if second != _formatted_second[0]:
-        _formatted_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)))
-    return f"{_formatted_second[1]}{int((now - second) * 1000):03d}Z"
 
 
 @attrs.frozen

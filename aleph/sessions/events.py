@@ -21,7 +21,6 @@ gone or the epoch differs.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -32,13 +31,9 @@ import trio
 
 from aleph.gateway.client import CLOSE_SLOW_CONSUMER, Client
 from aleph.protocol.errors import ResumeGap
+from aleph.timestamps import utc_now_iso
 
 __all__ = ["EventLog", "Subscriber"]
-
-
-def _now_iso() -> str:
-    now = dt.datetime.now(dt.UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
 @attrs.define(eq=False)
@@ -91,7 +86,7 @@ class EventLog:
             "type": kind,
             "run_id": run_id,
             "data": data,
-            "ts": _now_iso(),
+            "ts": utc_now_iso(),
         }
         frame = orjson.dumps(
             {"jsonrpc": "2.0", "method": "session.event", "params": params}

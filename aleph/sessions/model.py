@@ -18,7 +18,6 @@ answer as for a session that does not exist, so nobody learns what exists.
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from collections import deque
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,6 +28,7 @@ import trio
 from aleph.engine.api import Attachment, SessionType
 from aleph.protocol.errors import NotFound
 from aleph.security.tokens import Principal
+from aleph.timestamps import iso_utc
 
 if TYPE_CHECKING:
     from aleph.sessions.events import EventLog
@@ -59,12 +59,6 @@ def new_run_id() -> str:
 
 def new_epoch() -> str:
     return "e_" + secrets.token_hex(6)
-
-
-def iso_utc(timestamp: float) -> str:
-    """Wall-clock seconds as ISO-8601 UTC with milliseconds and a Z."""
-    when = dt.datetime.fromtimestamp(timestamp, dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 @attrs.define(eq=False)
