@@ -37,6 +37,7 @@ from aleph import __version__, systemd
 from aleph.agents import AgentRegistry, register_agent_methods
 from aleph.config import Config, ConfigError, load_config
 from aleph.control import ControlServer, register_control_methods, serve_control
+from aleph.control.methods import CLOSE_TOKEN_REVOKED
 from aleph.engine.api import SessionType
 from aleph.engine.loop import AgentEngine
 from aleph.engine.tools.methods import register_tool_methods
@@ -44,6 +45,7 @@ from aleph.gateway import Gateway, register_gateway_methods, serve_gateway
 from aleph.security.owner import OwnerTokenError, resolve_owner_token
 from aleph.security.pairing import PAIRING_MIGRATIONS, PairingStore
 from aleph.security.token_store import TOKEN_MIGRATIONS, TokenStore
+from aleph.security.tokens import TokenRecord
 from aleph.sessions import SendLimits, SessionHub, SessionStore, register_session_methods
 from aleph.sessions import migrations as session_migrations
 from aleph.storage import Database, Migration, StorageError
@@ -282,11 +284,22 @@ class Daemon:
             log.exception("the bots stopped after an internal error")
             self._interfaces_failed("internal error")
 
+    def _token_expired(self, record: TokenRecord) -> None:
+        closed = self.gateway.close_token_connections(
+            record.token_id, CLOSE_TOKEN_REVOKED, "token expired"
+        )
+        log.info(
+            "token %s (%s) expired; %d connection(s) closed", record.token_id, record.name, closed
+        )
+
     async def _start_control(self, services: trio.Nursery) -> None:
         """Stored tokens and pairings, then the control socket (listening before READY)."""
         assert self.db is not None
         self.token_store = TokenStore(self.db, self.gateway.tokens)
         await self.token_store.load()
+        await services.start(
+            self.token_store.watch_expiry, self.gateway.stopping, self._token_expired
+        )
         self.pairing = PairingStore(self.db, ttl=lambda: self.config.control.pairing_ttl)
         await self.pairing.load()
         self.control = ControlServer(self.config.control_socket())

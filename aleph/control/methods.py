@@ -213,11 +213,9 @@ class ControlMethods:
             raise NotFound(str(exc)) from None
         except TokenStoreError as exc:
             raise Forbidden(str(exc)) from None
-        closed = 0
-        for client in list(self.gateway.clients.values()):
-            if client.principal is not None and client.principal.token_id == record.token_id:
-                client.close(CLOSE_TOKEN_REVOKED, "token revoked")
-                closed += 1
+        closed = self.gateway.close_token_connections(
+            record.token_id, CLOSE_TOKEN_REVOKED, "token revoked"
+        )
         log.info(
             "token %s (%s) revoked; %d connection(s) closed", record.token_id, record.name, closed
         )

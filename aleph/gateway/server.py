@@ -119,6 +119,15 @@ class Gateway:
         )
         return client
 
+    def close_token_connections(self, token_id: str, code: int, reason: str) -> int:
+        """Close every connection that logged in with this token; how many."""
+        closed = 0
+        for client in list(self.clients.values()):
+            if client.principal is not None and client.principal.token_id == token_id:
+                client.close(code, reason)
+                closed += 1
+        return closed
+
     def disconnect(self, client: Client) -> None:
         self.clients.pop(client.id, None)
         client.closed()

@@ -17,12 +17,14 @@ and :class:`UnknownToken` (no such id or name).
 
 from __future__ import annotations
 
+import math
 import secrets
 import sqlite3
 import time
 from collections.abc import Callable
 
 import attrs
+import trio
 
 from aleph.security.tokens import Role, TokenRecord, TokenRegistry, hash_token, new_token
 from aleph.storage import Database, Migration
@@ -89,6 +91,8 @@ class TokenStore:
     db: Database
     registry: TokenRegistry
     clock: Callable[[], float] = time.time  # wall clock: expiry survives restarts
+    _changed: trio.Event = attrs.Factory(trio.Event)  # wakes the expiry watcher
+    _expired: set[str] = attrs.Factory(set)  # ids whose expiry was already acted on
 
     async def load(self) -> int:
         """Put every stored token into the registry; returns how many."""
@@ -143,6 +147,7 @@ class TokenStore:
         except sqlite3.IntegrityError:
             raise TokenStoreError(f"a token named {name!r} already exists") from None
         self.registry.add(record)
+        self._changed.set()
         return IssuedToken(token, record)
 
     def find(self, id_or_name: str) -> TokenRecord:
@@ -176,6 +181,41 @@ class TokenStore:
         await self.db.write(delete)
         return record
 
+    async def watch_expiry(
+        self,
+        stopping: trio.Event,
+        on_expired: Callable[[TokenRecord], None],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Call `on_expired(record)` once as each token expires, until `stopping`.
+
+        Logins with an expired token already fail; this ends the connections
+        that logged in before the expiry (the daemon closes them with 4003).
+        It sleeps until the next expiry, or until a token is created."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on, stopping, nursery.cancel_scope)
+            task_status.started()
+            while True:
+                now = self.clock()
+                upcoming = []
+                for record in self.registry.records():
+                    if record.expires_at is None or record.token_id in self._expired:
+                        continue
+                    if record.expires_at <= now:
+                        self._expired.add(record.token_id)
+                        on_expired(record)
+                    else:
+                        upcoming.append(record.expires_at)
+                self._changed = trio.Event()
+                with trio.move_on_after(min(upcoming) - now if upcoming else math.inf):
+                    await self._changed.wait()
+
     def records(self) -> list[TokenRecord]:
         """Every live record, the owner's included, oldest first."""
         return sorted(self.registry.records(), key=lambda record: record.created_at)
+
+
+async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()

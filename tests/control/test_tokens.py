@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from aleph.client import CallFailed, connect
 from aleph.config import load_config
@@ -141,3 +142,42 @@ async def test_an_expired_token_no_longer_logs_in(tmp_path: Path) -> None:
     assert await TokenStore(db, fresh).load() == 1
     assert fresh.records()[0].token_hash == issued.record.token_hash
     await db.aclose()
+
+
+async def test_expiry_watcher_fires_once_per_token_at_its_expiry(
+    tmp_path: Path, nursery: trio.Nursery, mock_clock: trio.testing.MockClock
+) -> None:
+    from aleph.security.token_store import TOKEN_MIGRATIONS
+
+    # The store writes in a worker thread; jump the clock only once everything has
+    # been idle for a moment, so a write is never overtaken by a jump.
+    mock_clock.autojump_threshold = 0.05
+    db = await Database.open(tmp_path / "t.db", TOKEN_MIGRATIONS)
+    try:
+        store = TokenStore(db, TokenRegistry(), clock=lambda: 1_000.0 + trio.current_time())
+        expired: list[tuple[str, float]] = []
+        stopping = trio.Event()
+        start = trio.current_time()
+        await store.create("long", "guest", expires_in=60)
+        await nursery.start(
+            store.watch_expiry,
+            stopping,
+            lambda record: expired.append((record.name, trio.current_time() - start)),
+        )
+        await trio.sleep(5)
+        await store.create("short", "guest", expires_in=10)  # wakes the watcher
+        await store.create("forever", "guest")
+        await trio.sleep(100)
+        assert expired == [("short", 15.0), ("long", 60.0)]
+        stopping.set()
+        await trio.testing.wait_all_tasks_blocked()
+    finally:
+        await db.aclose()
+
+
+async def test_an_expiring_token_closes_its_live_connections(cd: ControlledDaemon) -> None:
+    created = await cd.call("tokens.create", {"name": "visitor", "expires_in": 1})
+    async with connect(cd.live.url, created["token"]) as visitor, cd.live.connect() as owner:
+        reason = await close_reason(visitor)
+        assert (reason.code, reason.reason) == (4003, "token expired")
+        assert "time" in await owner.call("system.ping")
