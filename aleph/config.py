@@ -110,6 +110,7 @@ class ProviderConfig:
     base_url: str = ""
     model: str = ""
     api_key_env: str = ""
+    api_key: str = _secret()  # ALEPH_PROVIDER__API_KEY or the credential provider_api_key
     request_timeout: float = _range(120.0, 0.1)
     # Beyond DESIGN.md's contract (the execution engine):
     max_tokens: int = _range(4096, 1, 1_000_000)

@@ -163,3 +163,14 @@ def test_serve_refuses_a_bad_config_with_exit_78(tmp_path: Path) -> None:
     result = run_cli("serve", "--config", str(bad))
     assert result.returncode == 78
     assert "gateway.port: must be at least 0, got -1" in result.stderr
+
+
+def test_secrets_from_systemd_credentials(tmp_path: Path) -> None:
+    (tmp_path / "provider_api_key").write_text("sk-from-credential\n")
+    (tmp_path / "telegram_token").write_text("123:abc\n")
+    config = load_config(None, environ={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert config.provider.api_key == "sk-from-credential"
+    assert config.telegram.token == "123:abc"
+    env = {"CREDENTIALS_DIRECTORY": str(tmp_path), "ALEPH_PROVIDER__API_KEY": "sk-env"}
+    assert load_config(None, environ=env).provider.api_key == "sk-env"  # the environment wins
+    assert masked(config)["provider"]["api_key"] == "********"

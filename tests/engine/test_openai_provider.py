@@ -97,6 +97,24 @@ async def test_missing_key_variable_is_explained(
     assert openai_peer.requests == []
 
 
+async def test_key_from_the_secret_when_no_variable_is_named(
+    openai_peer: OpenAIPeer, make_engine: EngineFactory
+) -> None:
+    """provider.api_key: ALEPH_PROVIDER__API_KEY or the systemd credential."""
+    openai_peer.api_key = "sk-from-a-credential"
+    engine = make_engine(
+        openai_peer, provider={"api_key_env": "", "api_key": "sk-from-a-credential"}
+    )
+    recorder = Recorder()
+    await engine.run(request(), recorder)
+    assert openai_peer.requests
+    wrong = make_engine(openai_peer, provider={"api_key_env": "", "api_key": "sk-wrong"})
+    with pytest.raises(EngineError) as caught:
+        await wrong.run(request(), Recorder())
+    assert "provider.api_key" in caught.value.message
+    assert "sk-wrong" not in caught.value.message
+
+
 async def test_unknown_model(openai_peer: OpenAIPeer, make_engine: EngineFactory) -> None:
     engine = make_engine(openai_peer, provider={"model": "gpt-nope"})
     with pytest.raises(EngineError, match='model "gpt-nope" not found') as caught:

@@ -142,8 +142,11 @@ class HttpProvider:
     _client: httpx.AsyncClient | None = attrs.field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        # The variable named by api_key_env first; else the secret provider.api_key
+        # (ALEPH_PROVIDER__API_KEY, or the systemd credential provider_api_key).
         if self.config.api_key_env:
             self.api_key = self.environ.get(self.config.api_key_env, "")
+        self.api_key = self.api_key or self.config.api_key
 
     # -- what subclasses provide -----------------------------------------------
 
@@ -192,7 +195,7 @@ class HttpProvider:
                 await client.aclose()
 
     async def complete(self, request: ProviderRequest, on_text: OnText) -> Turn:
-        if self.config.api_key_env and not self.api_key:
+        if self.config.api_key_env and not self.api_key:  # named, but not there
             raise self.error(
                 f"no API key: the environment variable {self.config.api_key_env} "
                 "(named by provider.api_key_env) is not set"
@@ -265,11 +268,12 @@ class HttpProvider:
         detail = _server_message(body, self.api_key)
         suffix = f": {detail}" if detail else ""
         if status in (401, 403):
-            where = (
-                f"the key in ${self.config.api_key_env}"
-                if self.config.api_key_env
-                else "no key was sent (set provider.api_key_env)"
-            )
+            if self.config.api_key_env and self.environ.get(self.config.api_key_env):
+                where = f"the key in ${self.config.api_key_env}"
+            elif self.api_key:
+                where = "the key in provider.api_key"
+            else:
+                where = "no key was sent (set provider.api_key_env or provider.api_key)"
             raise self.error(
                 f"the provider refused the API key (HTTP {status}): {where}{suffix}", status
             )
