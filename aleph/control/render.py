@@ -8,7 +8,7 @@ does not have are shown as ``-``, so older or newer daemons still print.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
@@ -124,69 +124,68 @@ def _section(value: Any) -> str:
     return _cell(value)
 
 
+Column = tuple[str, Callable[[dict[str, Any]], Any]]  # header, how to read the cell
+
+
+def _column(header: str, key: str) -> Column:
+    return header, lambda item: item.get(key)
+
+
+def listing(items: Sequence[dict[str, Any]], columns: Sequence[Column], empty: str) -> str:
+    """A table with one row per item and one column per (header, reader)."""
+    rows = [[read(item) for _, read in columns] for item in items]
+    return table([header for header, _ in columns], rows, empty)
+
+
+_CLIENTS = [
+    _column("CLIENT", "client_id"),
+    _column("REMOTE", "remote"),
+    _column("PRINCIPAL", "principal"),
+    _column("ROLE", "role"),
+    _column("TOKEN", "token_id"),
+    _column("CONNECTED", "connected_at"),
+    _column("ORIGIN", "origin"),
+]
+_SESSIONS = [
+    _column("SESSION", "session_id"),
+    _column("TYPE", "type"),
+    _column("TITLE", "title"),
+    _column("MESSAGES", "message_count"),
+    _column("WATCHERS", "subscribers"),
+    _column("STATE", "state"),
+    _column("UPDATED", "updated_at"),
+]
+_AGENTS = [
+    _column("AGENT", "agent_id"),
+    _column("NAME", "name"),
+    _column("STATUS", "status"),
+    _column("CAPABILITIES", "capabilities"),
+    _column("CONNECTED", "connected_at"),
+]
+_TOKENS = [
+    _column("ID", "token_id"),
+    _column("NAME", "name"),
+    _column("ROLE", "role"),
+    _column("CREATED", "created_at"),
+    ("EXPIRES", lambda t: "expired" if t.get("expired") else (t.get("expires_at") or "never")),
+    ("CONNECTIONS", lambda t: t.get("connections", 0)),
+]
+
+
 def clients(result: dict[str, Any]) -> str:
-    rows = [
-        [
-            c.get("client_id"),
-            c.get("remote"),
-            c.get("principal"),
-            c.get("role"),
-            c.get("token_id"),
-            c.get("connected_at"),
-            c.get("origin"),
-        ]
-        for c in result.get("clients", [])
-    ]
-    headers = ["CLIENT", "REMOTE", "PRINCIPAL", "ROLE", "TOKEN", "CONNECTED", "ORIGIN"]
-    return table(headers, rows, "no clients connected")
+    return listing(result.get("clients", []), _CLIENTS, "no clients connected")
 
 
 def sessions(result: dict[str, Any]) -> str:
-    rows = [
-        [
-            s.get("session_id"),
-            s.get("type"),
-            s.get("title"),
-            s.get("message_count"),
-            s.get("subscribers"),
-            s.get("state"),
-            s.get("updated_at"),
-        ]
-        for s in result.get("sessions", [])
-    ]
-    headers = ["SESSION", "TYPE", "TITLE", "MESSAGES", "WATCHERS", "STATE", "UPDATED"]
-    return table(headers, rows, "no sessions")
+    return listing(result.get("sessions", []), _SESSIONS, "no sessions")
 
 
 def agents(result: dict[str, Any]) -> str:
-    rows = [
-        [
-            a.get("agent_id"),
-            a.get("name"),
-            a.get("status"),
-            a.get("capabilities"),
-            a.get("connected_at"),
-        ]
-        for a in result.get("agents", [])
-    ]
-    headers = ["AGENT", "NAME", "STATUS", "CAPABILITIES", "CONNECTED"]
-    return table(headers, rows, "no agents connected")
+    return listing(result.get("agents", []), _AGENTS, "no agents connected")
 
 
 def tokens(result: dict[str, Any]) -> str:
-    rows = [
-        [
-            t.get("token_id"),
-            t.get("name"),
-            t.get("role"),
-            t.get("created_at"),
-            "expired" if t.get("expired") else (t.get("expires_at") or "never"),
-            t.get("connections", 0),
-        ]
-        for t in result.get("tokens", [])
-    ]
-    headers = ["ID", "NAME", "ROLE", "CREATED", "EXPIRES", "CONNECTIONS"]
-    return table(headers, rows, "no tokens")
+    return listing(result.get("tokens", []), _TOKENS, "no tokens")
 
 
 def token_created(result: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ data ``{"provider", "status"?}``, never the API key):
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import email.utils
 import logging
@@ -131,7 +132,7 @@ def _server_message(body: bytes, secret: str) -> str:
 
 
 @attrs.define(eq=False)
-class HttpProvider:
+class HttpProvider(abc.ABC):
     """A streaming chat API over HTTP; subclasses say what to send and how to read it."""
 
     kind: ClassVar[str] = "http"
@@ -162,17 +163,21 @@ class HttpProvider:
     def base_url(self) -> str:
         return (self.config.base_url or self.default_base_url).rstrip("/")
 
+    @abc.abstractmethod
     def url(self) -> str:
-        raise NotImplementedError
+        """Provided by each API's subclass."""
 
+    @abc.abstractmethod
     def headers(self) -> dict[str, str]:
-        raise NotImplementedError
+        """Provided by each API's subclass."""
 
+    @abc.abstractmethod
     def body(self, request: ProviderRequest) -> dict[str, Any]:
-        raise NotImplementedError
+        """Provided by each API's subclass."""
 
+    @abc.abstractmethod
     def parser(self) -> StreamParser:
-        raise NotImplementedError
+        """Provided by each API's subclass."""
 
     # -- the request -------------------------------------------------------------
 
