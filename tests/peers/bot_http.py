@@ -18,7 +18,7 @@ import h11
 import orjson
 import trio
 
-__all__ = ["HttpRequest", "HttpResponse", "json_response", "serve_http"]
+__all__ = ["Changes", "HttpRequest", "HttpResponse", "json_response", "serve_http"]
 
 
 @attrs.frozen
@@ -103,3 +103,26 @@ async def serve_http(
         await _connection(handler, stream)
 
     await trio.serve_listeners(connection, listeners)
+
+
+@attrs.define(eq=False)
+class Changes:
+    """Lets a test wait until a peer has seen what it expects, without polling:
+    the peer calls notify() after every change, tests await wait_for()."""
+
+    _event: trio.Event = attrs.Factory(trio.Event)
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = trio.Event()
+
+    async def wait(self) -> None:
+        """Until the next change."""
+        await self._event.wait()
+
+    async def wait_for(self, predicate: Callable[[], Any], limit: float = 10.0) -> Any:
+        """Wait (bounded) until predicate() is truthy; returns its value."""
+        with trio.fail_after(limit):
+            while not (value := predicate()):
+                await self._event.wait()
+        return value

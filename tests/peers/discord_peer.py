@@ -27,7 +27,7 @@ import orjson
 import trio
 import trio_websocket
 
-from tests.peers.bot_http import HttpRequest, HttpResponse, json_response, serve_http
+from tests.peers.bot_http import Changes, HttpRequest, HttpResponse, json_response, serve_http
 
 __all__ = ["APP_ID", "BOT_ID", "CHANNEL_ID", "DM_CHANNEL_ID", "GUILD_ID", "DiscordPeer"]
 
@@ -72,7 +72,7 @@ class DiscordPeer:
     _events: list[dict[str, Any]] = attrs.Factory(list)
     _ws: trio_websocket.WebSocketConnection | None = None
     _ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(100_000))
-    _changed: trio.Event = attrs.Factory(trio.Event)
+    changes: Changes = attrs.Factory(Changes)
 
     @property
     def api_base(self) -> str:
@@ -110,15 +110,9 @@ class DiscordPeer:
 
     # -- what tests do -------------------------------------------------------
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
     async def wait_for(self, predicate: Callable[[], Any], limit: float = 10.0) -> Any:
-        with trio.fail_after(limit):
-            while not (value := predicate()):
-                await self._changed.wait()
-        return value
+        """Wait (bounded) until predicate() is truthy; returns its value."""
+        return await self.changes.wait_for(predicate, limit)
 
     def channel_messages(self, channel_id: int) -> list[dict[str, Any]]:
         return [m for m in self.messages.values() if m["channel_id"] == str(channel_id)]
@@ -209,7 +203,7 @@ class DiscordPeer:
         finally:
             if self._ws is ws:
                 self._ws = None
-            self._notify()
+            self.changes.notify()
 
     async def _gateway_op(self, ws: trio_websocket.WebSocketConnection, message: Any) -> None:
         op, data = message.get("op"), message.get("d")
@@ -236,7 +230,7 @@ class DiscordPeer:
                     await self._send(ws, frame)
             self._seq += 1
             await self._send(ws, {"op": 0, "t": "RESUMED", "s": self._seq, "d": {}})
-        self._notify()
+        self.changes.notify()
 
     def _guild(self) -> dict[str, Any]:
         return {
@@ -272,7 +266,7 @@ class DiscordPeer:
         if not webhook and auth != f"Bot {self.token}":
             return json_response(401, {"message": "401: Unauthorized", "code": 0})  # type: ignore[no-any-return]
         self.calls.append(RestCall(request.method, path, request.body, trio.current_time()))
-        self._notify()
+        self.changes.notify()
         for key, retry_after in list(self.limited.items()):
             method, _, part = key.partition(" ")
             if method == request.method and part in path:

@@ -29,7 +29,7 @@ import attrs
 import orjson
 import trio
 
-from tests.peers.bot_http import HttpRequest, HttpResponse, json_response, serve_http
+from tests.peers.bot_http import Changes, HttpRequest, HttpResponse, json_response, serve_http
 
 __all__ = ["Call", "TelegramPeer"]
 
@@ -104,7 +104,7 @@ class TelegramPeer:
     refuse_html: int = 0  # refuse the next N HTML texts as unparsable (to test the fallback)
     _update_ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
     _message_ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1000))
-    _changed: trio.Event = attrs.Factory(trio.Event)
+    changes: Changes = attrs.Factory(Changes)
 
     @property
     def base_url(self) -> str:
@@ -123,16 +123,9 @@ class TelegramPeer:
 
     # -- what tests do -------------------------------------------------------
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
     async def wait_for(self, predicate: Callable[[], Any], limit: float = 10.0) -> Any:
         """Wait (bounded) until predicate() is truthy; returns its value."""
-        with trio.fail_after(limit):
-            while not (value := predicate()):
-                await self._changed.wait()
-        return value
+        return await self.changes.wait_for(predicate, limit)
 
     def calls_of(self, method: str) -> list[Call]:
         return [call for call in self.calls if call.method == method]
@@ -147,7 +140,7 @@ class TelegramPeer:
     def push(self, update: dict[str, Any]) -> int:
         update_id = next(self._update_ids)
         self.updates.append({"update_id": update_id, **update})
-        self._notify()
+        self.changes.notify()
         return update_id
 
     def message(
@@ -232,7 +225,7 @@ class TelegramPeer:
             )
         params = dict(request.body) if isinstance(request.body, dict) else {}
         self.calls.append(Call(method, params, trio.current_time()))
-        self._notify()
+        self.changes.notify()
         waits = self.floods.get(method)
         if waits:
             retry_after = waits.pop(0)
@@ -275,7 +268,7 @@ class TelegramPeer:
         if not self.updates:
             with trio.move_on_after(float(params.get("timeout") or 0)):
                 while not self.updates:
-                    await self._changed.wait()
+                    await self.changes.wait()
         return self.updates[: int(params.get("limit") or 100)]
 
     def _check_text(self, params: dict[str, Any]) -> tuple[str, HttpResponse | None]:
