@@ -42,6 +42,7 @@ from aleph.config import ProviderConfig
 from aleph.engine.api import EngineError
 from aleph.engine.conversation import OnText, ProviderRequest, Turn
 from aleph.engine.providers.sse import SseDecoder, SseEvent
+from aleph.engine.providers.transport import Http1Transport
 
 __all__ = ["HttpProvider", "StreamBroken", "StreamParser", "pump", "retry_delay"]
 
@@ -190,7 +191,9 @@ class HttpProvider(abc.ABC):
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             timeout = self.config.request_timeout
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout), trust_env=False)
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(timeout), trust_env=False, transport=Http1Transport()
+            )
         return self._client
 
     async def aclose(self) -> None:
