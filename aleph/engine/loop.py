@@ -3,7 +3,8 @@
 One run: the MediaProcessor turns the attachments into text and image parts;
 the Thinker builds the system prompt and trims the history; then, round
 after round, the provider streams the model's answer (each text delta is
-emitted as it arrives), the finished turn is emitted as an
+emitted as it arrives: one per network read, so a burst that came in one
+read goes out as one ``run.delta``), the finished turn is emitted as an
 :class:`~aleph.engine.api.AssistantMessage`, and if it asked for tools they
 run concurrently in a nursery, each under its timeout, their results go
 back to the model, and the next round starts. The run ends when the model
@@ -40,6 +41,7 @@ from aleph.engine.api import (
     AssistantMessage,
     Emit,
     RunRequest,
+    TextDelta,
     ToolFinished,
     ToolStarted,
     Usage,
@@ -47,7 +49,6 @@ from aleph.engine.api import (
 from aleph.engine.conversation import LlmProvider, Message, ProviderRequest, ToolCall, ToolSpec
 from aleph.engine.media import MediaProcessor
 from aleph.engine.providers import make_provider
-from aleph.engine.relay import serving_relay
 from aleph.engine.thinker import Thinker
 from aleph.engine.tools.builtin import builtin_tools
 from aleph.engine.tools.service import (
@@ -125,26 +126,26 @@ class AgentEngine:
         messages = [*self.thinker.trim(system, history, current, specs), current]
         model = request.model or self.provider.model
         input_tokens = output_tokens = 0
-        async with serving_relay(emit) as relay:
-            # A network stream's deltas may be coalesced under load; the echo
-            # stand-in's are emitted one by one, as its words are.
-            on_text = relay.push if self.provider.kind != "echo" else relay.emit_text
-            for round_number in range(self.max_tool_rounds + 1):
-                last = round_number == self.max_tool_rounds
-                offer: tuple[ToolSpec, ...] = () if last or not specs else specs
-                prompt = f"{system}\n\n{LAST_ROUND_NOTE}" if last and round_number else system
-                turn = await self.provider.complete(
-                    ProviderRequest(prompt, tuple(messages), offer, request.model or ""),
-                    on_text,
-                )
-                input_tokens += turn.input_tokens
-                output_tokens += turn.output_tokens
-                calls = turn.tool_calls if offer else ()
-                await relay.emit(AssistantMessage(turn.text, tuple(_call_dict(c) for c in calls)))
-                if not calls:
-                    break
-                messages.append(Message("assistant", turn.text, tool_calls=calls))
-                messages += await self._run_tools(calls, available, request, relay.emit)
+
+        async def on_text(delta: str) -> None:
+            await emit(TextDelta(delta))
+
+        for round_number in range(self.max_tool_rounds + 1):
+            last = round_number == self.max_tool_rounds
+            offer: tuple[ToolSpec, ...] = () if last or not specs else specs
+            prompt = f"{system}\n\n{LAST_ROUND_NOTE}" if last and round_number else system
+            turn = await self.provider.complete(
+                ProviderRequest(prompt, tuple(messages), offer, request.model or ""),
+                on_text,
+            )
+            input_tokens += turn.input_tokens
+            output_tokens += turn.output_tokens
+            calls = turn.tool_calls if offer else ()
+            await emit(AssistantMessage(turn.text, tuple(_call_dict(c) for c in calls)))
+            if not calls:
+                break
+            messages.append(Message("assistant", turn.text, tool_calls=calls))
+            messages += await self._run_tools(calls, available, request, emit)
         return Usage(input_tokens, output_tokens, self.provider.kind, model)
 
     async def _run_tools(

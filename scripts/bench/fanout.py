@@ -19,7 +19,7 @@ trio-websocket, so the client side is not what limits the figures).
    Target: gateway CPU per event at most 1.5x the bare broadcast's.
    The row measured against the bare server uses the sessions' EchoEngine
    (exactly one run.delta per word); a second row shows the daemon's own echo
-   provider, whose relay coalesces deltas when the clients fall behind.
+   provider through the whole AgentEngine (also one run.delta per word).
 2. Latency, from the engine yielding a token to a client receiving it, with
    1 and with N subscribers: the gateway's engine is wrapped so that a
    message ``STAMP COUNT INTERVAL`` streams COUNT tokens, INTERVAL seconds

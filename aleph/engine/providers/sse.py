@@ -36,8 +36,20 @@ class SseDecoder:
         if self._pending_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]  # the LF of a CRLF split across two pieces
         self._pending_cr = False
-        self._buffer += chunk
         events: list[SseEvent] = []
+        if b"\r" not in chunk:
+            # The usual case, lines ending in LF alone: split in one go. (The buffer
+            # never holds a CR: a CR always ends a line in the general path below.)
+            lines = chunk.split(b"\n")
+            if self._buffer:
+                lines[0] = bytes(self._buffer) + lines[0]
+                self._buffer.clear()
+            tail = lines.pop()  # the unfinished last line (b"" after a final LF)
+            for raw in lines:
+                self._line(raw, events)
+            self._buffer += tail
+            return events
+        self._buffer += chunk
         buffer = self._buffer
         start = 0
         length = len(buffer)

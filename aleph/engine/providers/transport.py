@@ -47,7 +47,7 @@ __all__ = ["KEEPALIVE_EXPIRY", "MAX_IDLE_PER_ORIGIN", "Http1Transport"]
 
 KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept (httpx's default)
 MAX_IDLE_PER_ORIGIN = 8
-READ_SIZE = 65536
+READ_SIZE = 16384
 
 Origin = tuple[str, str, int]
 
@@ -209,10 +209,12 @@ class Http1Transport(httpx.AsyncBaseTransport):
     _open: set[_Connection] = attrs.Factory(set)
     _closed: bool = False
 
-    def __attrs_post_init__(self) -> None:
+    def _tls(self) -> ssl.SSLContext:
+        """The TLS context, made on first use: loading the CA bundle takes ~50 ms."""
         if self.ssl_context is None:
             self.ssl_context = httpx.create_ssl_context()
             self.ssl_context.set_alpn_protocols(["http/1.1"])
+        return self.ssl_context
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self._closed:
@@ -300,9 +302,8 @@ class Http1Transport(httpx.AsyncBaseTransport):
                 tcp = await trio.open_tcp_stream(host, port)
                 stream: trio.abc.Stream = tcp
                 if scheme == "https":
-                    assert self.ssl_context is not None
                     tls = trio.SSLStream(
-                        tcp, self.ssl_context, server_hostname=host, https_compatible=True
+                        tcp, self._tls(), server_hostname=host, https_compatible=True
                     )
                     await tls.do_handshake()
                     stream = tls
