@@ -1,21 +1,23 @@
 """Engine benchmark: a provider streaming 2,000 tokens as fast as it can, through Aleph.
 
-    .venv/bin/python scripts/bench/engine.py [--tokens 2000] [--runs 7] [--rate 0]
+    .venv/bin/python scripts/bench/engine.py [--tokens 2000] [--runs 11] [--rate 0]
 
 What it does, all on 127.0.0.1:
 
 1. Starts the OpenAI-compatible peer (``tests/peers/openai_peer.py``) in its
    own process; every answer is `--tokens` one-word deltas, each its own SSE
-   event written with no pause (or `--rate` tokens a second, to see the
-   latency at the pace of a real model rather than under saturation).
-2. A bare client (httpx, reading the stream and parsing each event's JSON)
+   event in its own HTTP chunk, written with no pause (or `--rate` tokens a
+   second, to see the latency at the pace of a real model).
+2. A bare client (httpx on the daemon's own transport, so that it is never
+   slower than the peer; it splits the stream and parses each event's JSON)
    measures the peer's own rate: tokens per second from the request to the
    last token, and from the first token to the last.
 3. Starts the daemon in this process with ``provider.kind = "openai"``
    pointed at the peer, and a WebSocket client in another process (the
    asyncio ``websockets`` client, so its cost is not on the daemon's loop)
-   that creates a session and sends `--runs` messages, timestamping every
-   ``run.delta`` as it arrives.
+   that creates a session and then sends one message per run, timestamping
+   every ``run.delta`` as it arrives. Bare runs and runs through Aleph
+   alternate, `--runs` of each, so both see the same machine.
 4. The daemon's provider is wrapped to timestamp, for each token, the moment
    the HTTP chunk that carried it was received. Added latency per token =
    client receive time - chunk receive time (both ``time.perf_counter``,

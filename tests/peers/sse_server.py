@@ -130,14 +130,15 @@ class ScriptedHttpServer:
             await trio.sleep_forever()
         headers = [(k.encode(), v.encode()) for k, v in reply.headers]
         await stream.send_all(conn.send(h11.Response(status_code=reply.status, headers=headers)))
+        start = trio.current_time()
         for index, piece in enumerate(reply.pieces):
             if reply.cut_after is not None and index >= reply.cut_after:
                 return False  # closing the stream without the last chunk: a cut
             if reply.hang_after is not None and index >= reply.hang_after:
                 await trio.sleep_forever()
             await stream.send_all(conn.send(h11.Data(data=piece)))
-            if self.pace:
-                await trio.sleep(self.pace)
+            if self.pace:  # on a fixed schedule: a late wake-up does not slow the rest
+                await trio.sleep_until(start + (index + 1) * self.pace)
             elif not self.fast:
                 await trio.lowlevel.checkpoint()
         await stream.send_all(conn.send(h11.EndOfMessage()))
