@@ -19,7 +19,8 @@ What it does, all on 127.0.0.1:
    every ``run.delta`` as it arrives. Bare runs and runs through Aleph
    alternate, `--runs` of each, so both see the same machine.
 4. The daemon's provider is wrapped to timestamp, for each token, the moment
-   the HTTP chunk that carried it was received. Added latency per token =
+   the network read that carried it returned (the first read of its body
+   piece, were a piece ever to join several reads). Added latency per token =
    client receive time - chunk receive time (both ``time.perf_counter``,
    CLOCK_MONOTONIC, one clock for both processes). When the client falls
    behind, several tokens may share one run.delta.
@@ -55,6 +56,7 @@ from aleph.daemon import Daemon  # noqa: E402
 from aleph.engine.api import TextDelta  # noqa: E402
 from aleph.engine.conversation import LlmProvider, OnText, ProviderRequest, Turn  # noqa: E402
 from aleph.engine.providers import http as provider_http  # noqa: E402
+from aleph.engine.providers import transport as provider_transport  # noqa: E402
 from aleph.engine.providers.transport import Http1Transport  # noqa: E402
 
 
@@ -96,23 +98,37 @@ async def bare_run(base_url: str) -> tuple[int, float, float]:
 
 @attrs.define(eq=False)
 class ChunkClock:
-    received: float = 0.0
+    received: float = 0.0  # when the first bytes of the piece being parsed were read
+    first_read: float | None = None
     runs: list[list[float]] = attrs.Factory(list)
     emitted: list[list[float]] = attrs.Factory(list)  # when the runner had the event
 
 
 def instrument(clock: ChunkClock) -> None:
-    """Timestamp each HTTP chunk as it arrives, before the provider parses it."""
+    """Timestamp each body piece with its first network read, before anything parses it.
+
+    Were a piece ever to join several reads, the time of the first is given to
+    every token in it, so any wait for the later reads counts as added latency.
+    """
+    real_receive = provider_transport._receive
     real_pump = provider_http.pump
+
+    async def timed_receive(connection: Any, limit: float | None) -> bytes | bytearray:
+        data = await real_receive(connection, limit)
+        if clock.first_read is None:
+            clock.first_read = time.perf_counter()
+        return data
 
     async def timed_pump(response: httpx.Response, handle: Any) -> None:
         async def timed(piece: bytes) -> bool:
-            clock.received = time.perf_counter()
+            clock.received = clock.first_read or time.perf_counter()
+            clock.first_read = None
             more: bool = await handle(piece)
             return more
 
         await real_pump(response, timed)
 
+    provider_transport._receive = timed_receive
     provider_http.pump = timed_pump
 
 
@@ -155,6 +171,7 @@ class TimedProvider:
     async def complete(self, request: ProviderRequest, on_text: OnText) -> Turn:
         times: list[float] = []
         self.clock.runs.append(times)
+        self.clock.first_read = None  # the bare client's reads are not this run's
 
         async def timed(delta: str) -> None:
             # One delta per network read: it may carry many one-word tokens.
