@@ -349,7 +349,8 @@ class HttpProvider(abc.ABC):
             raise self.error(f"broken stream from the provider: {exc}", 200) from None
         except httpx.TimeoutException:
             raise self.error(
-                f"the provider stopped sending for {timeout:g} s in the middle of an answer"
+                f"the provider stopped sending for {timeout:g} s in the middle of an answer "
+                "(provider.request_timeout)"
             ) from None
         except httpx.HTTPError as exc:
             raise self.error(
