@@ -246,9 +246,10 @@ class Http1Transport(httpx.AsyncBaseTransport):
             except BaseException:
                 await self._discard(connection)
                 raise
-            stream = _Body(self, connection, response, timeouts.get("read"), reusable=True)
-            if "close" in request.headers.get("connection", "").lower():
-                stream._reusable = False
+            asked_close = "close" in request.headers.get("connection", "").lower()
+            stream = _Body(
+                self, connection, response, timeouts.get("read"), reusable=not asked_close
+            )
             return httpx.Response(
                 response.status,
                 headers=response.headers,
