@@ -170,9 +170,9 @@ class ControlServer:
     async def answer(self, line: bytes) -> str | None:
         """The reply to one line: a single message or a batch."""
         frame = jsonrpc.parse(line)
-        if not frame.is_batch:
-            return await self.call(frame.items[0])
-        replies = [reply for item in frame.items if (reply := await self.call(item)) is not None]
+        if not isinstance(frame, list):
+            return await self.call(frame)
+        replies = [reply for item in frame if (reply := await self.call(item)) is not None]
         return "[" + ",".join(replies) + "]" if replies else None
 
     def stop(self) -> None:

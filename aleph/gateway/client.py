@@ -69,6 +69,7 @@ class Client:
     close_code: int | None = None
     close_reason: str = ""
     _close_requested: trio.Event = attrs.field(factory=trio.Event, repr=False)
+    _closing: bool = attrs.field(default=False, repr=False)  # _close_requested, read cheaply
     _pending: dict[str, _Pending] = attrs.field(factory=dict, repr=False)
     _call_ids: itertools.count[int] = attrs.field(factory=itertools.count, repr=False)
     _close_hooks: list[Callable[[Client], None]] = attrs.field(factory=list, repr=False)
@@ -80,11 +81,12 @@ class Client:
 
     @property
     def closing(self) -> bool:
-        return self._close_requested.is_set()
+        """A close was asked for (or the connection is gone): send nothing more."""
+        return self._closing
 
     def send(self, text: str) -> bool:
         """Queue one frame. False if the client is gone or was just closed as too slow."""
-        if self.closing:
+        if self._closing:
             return False
         if self.direct is not None and not self.direct:
             self.direct.append(text)
@@ -108,6 +110,7 @@ class Client:
         if self.closing:
             return
         self.close_code, self.close_reason = code, reason
+        self._closing = True
         self._close_requested.set()
 
     async def wait_closing(self) -> None:

@@ -35,9 +35,13 @@ ANY_ROLE: frozenset[Role] = frozenset(("owner", "guest"))
 _converter = make_converter()
 
 
-@attrs.frozen
+@attrs.define(eq=False)
 class CallContext:
-    """What a handler knows about the call it is answering."""
+    """What a handler knows about the call it is answering.
+
+    One per connected client, made when it connects (the gateway keeps it);
+    handlers must not change it.
+    """
 
     gateway: Gateway
     client: Client

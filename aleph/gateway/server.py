@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+import orjson
 import trio
 
 from aleph import __version__
@@ -65,6 +66,8 @@ class Gateway:
     listen_addresses: list[str] = attrs.Factory(list)
     # Pings every connection; the transport runs it (Heartbeats.run).
     heartbeats: Heartbeats = attrs.Factory(lambda self: Heartbeats(self), takes_self=True)
+    # One call context per connected client (client id -> context), made once.
+    _contexts: dict[str, CallContext] = attrs.Factory(dict)
 
     # -- configuration -------------------------------------------------------
 
@@ -104,6 +107,7 @@ class Gateway:
             principal=principal,
         )
         self.clients[client.id] = client
+        self._contexts[client.id] = CallContext(self, client)
         config = self.config.gateway
         client.notify(
             "gateway.hello",
@@ -130,6 +134,7 @@ class Gateway:
 
     def disconnect(self, client: Client) -> None:
         self.clients.pop(client.id, None)
+        self._contexts.pop(client.id, None)
         client.closed()
 
     def max_frame(self, client: Client) -> int:
@@ -143,16 +148,16 @@ class Gateway:
     def handle_text(self, client: Client, text: str) -> None:
         """Handle one text frame: answer what can be answered now, spawn the rest."""
         frame = jsonrpc.parse(text)
-        if not frame.is_batch:
-            outcome = self._handle_item(client, frame.items[0])
-            if isinstance(outcome, _Deferred):
-                self._spawn(client, self._finish_call, client, outcome)
-            elif outcome is not None:
+        if not isinstance(frame, list):
+            outcome = self._handle_item(client, frame)
+            if type(outcome) is str:
                 client.send(outcome)
+            elif outcome is not None:
+                self._spawn(client, self._finish_call, client, outcome)
             return
         replies: list[str] = []
         deferred: list[tuple[int | None, _Deferred]] = []
-        for item in frame.items:
+        for item in frame:
             outcome = self._handle_item(client, item)
             if isinstance(outcome, _Deferred):
                 slot = None
@@ -168,15 +173,22 @@ class Gateway:
             client.send("[" + ",".join(replies) + "]")
 
     def _handle_item(self, client: Client, item: jsonrpc.Message) -> str | _Deferred | None:
-        """A reply to send now, a call to await, or None when there is nothing to say."""
-        if isinstance(item, jsonrpc.Response):
+        """A reply to send now, a call to await, or None when there is nothing to say.
+
+        This is the path of every call, so it is written for speed: exact type
+        checks, one call context per client, no objects built for a plain call
+        but its reply.
+        """
+        if isinstance(item, jsonrpc.Request):
+            msg_id, is_request = item.id, True
+        elif isinstance(item, jsonrpc.Notification):
+            msg_id, is_request = None, False
+        elif isinstance(item, jsonrpc.Response):
             client.resolve(item)
             return None
-        if isinstance(item, jsonrpc.Invalid):
+        else:
             return _encode_error(item.id, item.error)
-        is_request = isinstance(item, jsonrpc.Request)
-        msg_id = item.id if isinstance(item, jsonrpc.Request) else None
-        ctx = CallContext(self, client)
+        ctx = self._contexts.get(client.id) or CallContext(self, client)
         try:
             method = self.registry.resolve(item.method, client.principal)
             params = structure_params(method.params, item.params)
@@ -274,10 +286,10 @@ class _Deferred:
 
 def _encode_result(msg_id: jsonrpc.Id, result: Any) -> str:
     try:
-        return jsonrpc.encode(jsonrpc.result_response(msg_id, result))
-    except InternalError as exc:
+        return orjson.dumps({"jsonrpc": "2.0", "id": msg_id, "result": result}).decode()
+    except TypeError:
         log.error("result of call %r is not JSON-serialisable", msg_id)
-        return _encode_error(msg_id, exc)
+        return _encode_error(msg_id, InternalError("result could not be encoded as JSON"))
 
 
 def _encode_error(msg_id: jsonrpc.Id, error: RpcError) -> str:
