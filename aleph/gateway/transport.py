@@ -6,9 +6,10 @@ Task tree of one :func:`serve_gateway`::
     ├── acceptor: trio.serve_listeners and Heartbeats.run (cancelled when the gateway stops)
     └── connections nursery: one task per TCP connection
         └── serve_connection: read the head; answer HTTP or upgrade
-            └── websocket nursery: trio-websocket's reader task, and
-                ├── reader    frames -> Gateway.handle_text (auth deadline, size caps)
+            └── websocket nursery: trio-websocket's reader task, which hands each
+                │   message to Gateway.handle_text itself (see _FrameSink), and
                 ├── writer    the client's bounded outbound queue -> the socket
+                ├── the auth deadline, until the client has logged in
                 ├── a ping, when Heartbeats (one task for all connections) says one is due
                 └── async method calls of this client
 
@@ -21,11 +22,13 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 import trio
-import trio_websocket
-from trio_websocket import ConnectionClosed, WebSocketConnection
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
+from wsproto import ConnectionType, WSConnection
 
 from aleph.gateway.client import Client
 from aleph.gateway.handshake import Admitted, admit, route_plain
@@ -157,17 +160,16 @@ async def _serve_stream(gateway: Gateway, stream: trio.abc.Stream, remote: str) 
     async with trio.open_nursery() as ws_nursery:
         max_size = PRE_AUTH_MAX_FRAME if decision.principal is None else config.max_payload
         ws: WebSocketConnection | None = None
+        sink = _FrameSink()
         with trio.move_on_after(config.handshake_timeout):
-            request = await trio_websocket.wrap_server_stream(
-                ws_nursery, replay, max_message_size=max_size
-            )
+            request = await _wrap_server_stream(ws_nursery, replay, sink, max_size)
             ws = await request.accept()
             if not replay.replay:
                 # The head is consumed: read the socket directly from now on, without
                 # the wrapper's extra call on every receive and send.
                 ws._stream = stream
         if ws is not None:
-            await _serve_websocket(gateway, ws, remote, origin, decision)
+            await _serve_websocket(gateway, ws, sink, remote, origin, decision)
         ws_nursery.cancel_scope.cancel()
 
 
@@ -184,17 +186,93 @@ async def _linger(stream: trio.abc.Stream) -> None:
             drained += len(data)
 
 
+class _FrameSink:
+    """Where trio-websocket's reader task puts each complete message.
+
+    trio-websocket's reader puts every message into a memory channel for
+    another task to take with ``get_message()``: a task switch per message,
+    about a quarter of the server CPU of a round trip (an echo answered from
+    the reader task costs x0.72 of trio-websocket's own echo server,
+    docs/performance.md). This object stands in for that channel's send end
+    (the reader calls ``send`` and ``aclose`` on it, and enters it with
+    ``async with``), so the message is handled in the reader task itself.
+
+    Messages that arrive before :meth:`attach` wait for it; an end before
+    :meth:`attach` is passed on when it comes.
+    """
+
+    def __init__(self) -> None:
+        self._on_message: Callable[[str | bytes], Awaitable[None]] | None = None
+        self._on_end: Callable[[], None] | None = None
+        self._attached = trio.Event()
+        self._ended = False
+
+    def attach(
+        self, on_message: Callable[[str | bytes], Awaitable[None]], on_end: Callable[[], None]
+    ) -> None:
+        self._on_message, self._on_end = on_message, on_end
+        self._attached.set()
+        if self._ended:
+            on_end()
+
+    async def send(self, message: str | bytes) -> None:
+        if self._on_message is None:
+            await self._attached.wait()
+            assert self._on_message is not None
+        await self._on_message(message)
+
+    async def aclose(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._on_end is not None:
+            self._on_end()
+
+    async def __aenter__(self) -> _FrameSink:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+async def _wrap_server_stream(
+    nursery: trio.Nursery, stream: trio.abc.Stream, sink: _FrameSink, max_size: int
+) -> WebSocketRequest:
+    """trio_websocket.wrap_server_stream, with the message channel replaced by `sink`.
+
+    Relies on three private names of trio-websocket 0.12 (pinned below 0.13 in
+    pyproject.toml): ``_send_channel``, ``_reader_task`` and ``_get_request``;
+    tests/gateway covers every path through them.
+    """
+    connection = WebSocketConnection(
+        stream, WSConnection(ConnectionType.SERVER), max_message_size=max_size
+    )
+    channel: Any = sink  # quacks like the MemorySendChannel it replaces
+    connection._send_channel = channel
+    nursery.start_soon(connection._reader_task)
+    request: WebSocketRequest = await connection._get_request()
+    return request
+
+
 async def _serve_websocket(
-    gateway: Gateway, ws: WebSocketConnection, remote: str, origin: str | None, decision: Admitted
+    gateway: Gateway,
+    ws: WebSocketConnection,
+    sink: _FrameSink,
+    remote: str,
+    origin: str | None,
+    decision: Admitted,
 ) -> None:
     send, receive = trio.open_memory_channel[str](gateway.config.gateway.send_queue_size)
     client = gateway.connect(send, remote=remote, origin=origin, principal=decision.principal)
     try:
         async with trio.open_nursery() as tasks:
             client.nursery = tasks
-            tasks.start_soon(_reader, gateway, client, ws, receive)
             tasks.start_soon(_writer, client, ws, receive)
+            if client.principal is None:
+                deadline = trio.current_time() + gateway.config.gateway.auth_timeout
+                tasks.start_soon(_auth_deadline, client, deadline)
             gateway.heartbeats.add(client, partial(_ping, ws), tasks)
+            sink.attach(partial(_on_message, gateway, client, ws), partial(client.close, None))
             await client.wait_closing()
             tasks.cancel_scope.cancel()
     except Exception:
@@ -209,50 +287,43 @@ async def _serve_websocket(
                 await ws.aclose(client.close_code, client.close_reason or None)
 
 
-async def _reader(
-    gateway: Gateway,
-    client: Client,
-    ws: WebSocketConnection,
-    outbound: trio.MemoryReceiveChannel[str],
+async def _auth_deadline(client: Client, deadline: float) -> None:
+    await trio.sleep_until(deadline)
+    if client.principal is None:
+        client.close(CLOSE_AUTH_TIMEOUT, "authentication timeout")
+
+
+async def _on_message(
+    gateway: Gateway, client: Client, ws: WebSocketConnection, message: str | bytes
 ) -> None:
-    config = gateway.config.gateway
-    auth_deadline = trio.current_time() + config.auth_timeout
+    """One message, in trio-websocket's reader task; the reader reads on when this returns.
+
+    ConnectionClosed is left to the reader (it ends on it); any other
+    exception is a bug: logged once, and this connection alone is closed (1011).
+    """
+    if client.closing:
+        return  # closing: what the client still sends is not answered
     try:
-        while True:
-            authenticated = client.principal is not None
-            if authenticated:
-                # No deadline once authenticated, so no cancel scope: entering and
-                # leaving one costs about 10 us, a tenth of the bare transport's
-                # cost per frame (docs/performance.md).
-                message = await ws.get_message()
-            else:
-                with trio.move_on_at(auth_deadline) as scope:
-                    message = await ws.get_message()
-                if scope.cancelled_caught:
-                    client.close(CLOSE_AUTH_TIMEOUT, "authentication timeout")
-                    return
-            if isinstance(message, bytes):
-                client.close(CLOSE_UNSUPPORTED, "binary frames are not accepted")
-                return
-            if len(message) > gateway.max_frame(client):
-                client.close(CLOSE_TOO_BIG, "frame too large")
-                return
-            await _handle(gateway, client, ws, outbound, message)
-            if not authenticated and client.principal is not None:
-                # trio-websocket reads this limit for every incoming frame; raise it
-                # from the pre-auth 64 KiB to max_payload now that the client is known.
-                ws._max_message_size = config.max_payload
+        if isinstance(message, bytes):
+            client.close(CLOSE_UNSUPPORTED, "binary frames are not accepted")
+            return
+        if len(message) > gateway.max_frame(client):
+            client.close(CLOSE_TOO_BIG, "frame too large")
+            return
+        authenticated = client.principal is not None
+        await _handle(gateway, client, ws, message)
+        if not authenticated and client.principal is not None:
+            # trio-websocket reads this limit for every incoming frame; raise it
+            # from the pre-auth 64 KiB to max_payload now that the client is known.
+            ws._max_message_size = gateway.config.gateway.max_payload
     except ConnectionClosed:
-        client.close(None)
+        raise
+    except Exception:
+        log.exception("connection %s failed", client.id)
+        client.close(CLOSE_INTERNAL, "internal error")
 
 
-async def _handle(
-    gateway: Gateway,
-    client: Client,
-    ws: WebSocketConnection,
-    outbound: trio.MemoryReceiveChannel[str],
-    message: str,
-) -> None:
+async def _handle(gateway: Gateway, client: Client, ws: WebSocketConnection, message: str) -> None:
     """Handle a frame; send its immediate reply from here when the writer is idle.
 
     Handing the reply to the writer task costs a task switch per round trip
