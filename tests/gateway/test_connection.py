@@ -12,10 +12,12 @@ import pytest
 import trio
 import trio.lowlevel
 import trio_websocket
+from wsproto.events import TextMessage
 
 from aleph.client import CallFailed
 from aleph.gateway import CallContext, Gateway
 from tests.conftest import LiveDaemon
+from tests.gateway.wsutil import RawWsClient
 
 
 @contextlib.asynccontextmanager
@@ -286,3 +288,32 @@ async def test_shutdown_closes_clients_1001(live: LiveDaemon) -> None:
     async with raw_ws(live) as ws:
         live.daemon.stop_requested.set()
         assert await closed_code(ws) == 1001
+
+
+async def test_pipelined_frames_are_answered_in_order(live: LiveDaemon) -> None:
+    """A client that writes its login and two calls in one TCP write as soon as
+    the upgrade is accepted, before reading the hello, gets every answer in order."""
+    login = {"jsonrpc": "2.0", "id": 1, "method": "auth.login", "params": {"token": live.token}}
+    pings = [{"jsonrpc": "2.0", "id": n, "method": "system.ping"} for n in (2, 3)]
+    stream = await trio.open_tcp_stream("127.0.0.1", live.port)
+    async with stream:
+        peer = RawWsClient(stream)
+        await peer.handshake()
+        await stream.send_all(
+            b"".join(
+                peer.ws.send(TextMessage(orjson.dumps(message).decode()))
+                for message in [login, *pings]
+            )
+        )
+        texts: list[Any] = []
+        with trio.fail_after(5):
+            while len(texts) < 4:
+                data = await stream.receive_some()
+                assert data, "the daemon closed the connection"
+                peer.ws.receive_data(data)
+                events = peer.ws.events()
+                texts += [orjson.loads(e.data) for e in events if isinstance(e, TextMessage)]
+    assert texts[0]["method"] == "gateway.hello"
+    assert [reply["id"] for reply in texts[1:]] == [1, 2, 3]
+    assert texts[1]["result"]["principal"]["role"] == "owner"
+    assert all("time" in reply["result"] for reply in texts[2:])
