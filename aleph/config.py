@@ -98,6 +98,7 @@ class LimitsConfig:
     user_messages_per_minute: int = _range(60, 1)
     max_queued_runs: int = _range(8, 1, 10_000)
     event_retention: int = _range(5000, 10, 10_000_000)
+    delta_interval: float = _range(0.0005, 0.0, 1.0)
     guest_session_ttl: float = _range(1800.0, 10.0, 30 * 86400.0)
     login_failures: int = _range(5, 1)
     login_failure_window: float = _range(60.0, 1.0)

@@ -155,6 +155,7 @@ class Daemon:
             self.sessions.limits.user_per_minute = limits.user_messages_per_minute
             self.sessions.max_queued_runs = limits.max_queued_runs
             self.sessions.guest_ttl = limits.guest_session_ttl
+            self.sessions.set_delta_interval(limits.delta_interval)
         for key in restart:
             log.warning("%s changed; it takes effect after a restart", key)
         self.config = config
@@ -237,6 +238,7 @@ class Daemon:
             SendLimits(limits.session_messages_per_minute, limits.user_messages_per_minute),
             max_queued_runs=limits.max_queued_runs,
             event_retention=limits.event_retention,
+            delta_interval=limits.delta_interval,
             guest_ttl=limits.guest_session_ttl,
         )
         register_session_methods(self.gateway.registry, self.sessions, self.engine.media)

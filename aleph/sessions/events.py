@@ -15,12 +15,24 @@ it turns live. Events that arrive during the replay are therefore sent once,
 by the replay, and none is missed. A replaying client that falls out of the
 ring is closed with 1008, like any slow consumer.
 
+Text deltas (:meth:`EventLog.delta`) are merged: a delta that comes less
+than `delta_interval` seconds after the previous ``run.delta`` of the session
+is held and goes out joined with whatever follows it, as one ``run.delta``,
+when the interval is up (:meth:`EventLog.serve_deltas`, run by the session's
+runner, keeps that promise when nothing follows) or as soon as any other
+event is appended (so the order of events never changes). A model that
+streams slower than the interval (every real one, at the default of 0.5 ms)
+gets one ``run.delta`` per delta, at once; a provider that bursts thousands
+of tokens a second gets at most one frame per interval per session, which
+is what keeps the gateway's cost per token flat (docs/performance.md).
+
 Failures: :class:`ResumeGap` (-32010) when the events after `after_seq` are
 gone or the epoch differs.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -52,8 +64,13 @@ class EventLog:
     retention: int
     last_seq: int = 0
     on_append: Callable[[int, str], None] | None = None
+    delta_interval: float = 0.0  # seconds between two run.delta events (see delta)
     subscribers: dict[str, Subscriber] = attrs.Factory(dict)
     _ring: deque[str] = attrs.field(init=False)
+    _held: list[str] = attrs.Factory(list)  # delta text not sent yet
+    _held_run: str | None = None
+    _last_delta: float = -math.inf  # trio.current_time() of the last run.delta
+    _holding: trio.Event = attrs.Factory(trio.Event)  # set while text is held
 
     def __attrs_post_init__(self) -> None:
         self._ring = deque(maxlen=self.retention)
@@ -79,6 +96,39 @@ class EventLog:
 
     def append(self, kind: str, run_id: str | None, data: dict[str, Any]) -> int:
         """Number, encode, retain and fan out one event; returns its seq."""
+        if self._held:
+            self.flush_delta()
+        return self._append(kind, run_id, data)
+
+    def delta(self, run_id: str, text: str) -> None:
+        """Append ``run.delta {text}`` now, or hold it to merge (module docstring)."""
+        if self._held and run_id != self._held_run:
+            self.flush_delta()
+        self._held.append(text)
+        self._held_run = run_id
+        if trio.current_time() - self._last_delta >= self.delta_interval:
+            self.flush_delta()
+        else:
+            self._holding.set()
+
+    def flush_delta(self) -> None:
+        """Append the held delta text, if any, as one ``run.delta``."""
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        text = held[0] if len(held) == 1 else "".join(held)
+        self._last_delta = trio.current_time()
+        self._append("run.delta", self._held_run, {"text": text})
+
+    async def serve_deltas(self) -> None:
+        """Send held text when its interval is up; runs beside the session's runner."""
+        while True:
+            await self._holding.wait()
+            self._holding = trio.Event()
+            await trio.sleep_until(self._last_delta + self.delta_interval)
+            self.flush_delta()
+
+    def _append(self, kind: str, run_id: str | None, data: dict[str, Any]) -> int:
         seq = self.last_seq + 1
         params = {
             "session_id": self.session_id,

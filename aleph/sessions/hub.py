@@ -69,6 +69,7 @@ class SessionHub:
     limits: SendLimits
     max_queued_runs: int = 8
     event_retention: int = 5000
+    delta_interval: float = 0.0
     guest_ttl: float = GUEST_TTL
     sessions: dict[str, Session] = attrs.Factory(dict)
     accepting: bool = True
@@ -114,8 +115,20 @@ class SessionHub:
             if not self._flusher.failed:
                 await self.store.mark_clean()
 
+    def set_delta_interval(self, interval: float) -> None:
+        """Change ``limits.delta_interval`` live, for every session."""
+        self.delta_interval = interval
+        for session in self.sessions.values():
+            session.events.delta_interval = interval
+
     def _add(self, record: SessionRecord, history: History, *, loaded: bool) -> Session:
-        events = EventLog(record.id, record.epoch, self.event_retention, record.last_seq)
+        events = EventLog(
+            record.id,
+            record.epoch,
+            self.event_retention,
+            record.last_seq,
+            delta_interval=self.delta_interval,
+        )
         if record.persistent:
             session_id = record.id
 

@@ -52,14 +52,18 @@ _ALL = 2**62  # a message id above any real one
 async def run_queue(session: Session, engine: ExecutionEngine) -> None:
     """Run the session's queued runs until none is left."""
     try:
-        while session.queue and not session.deleted:
-            run = session.queue.popleft()
-            session.running = run
-            try:
-                await _execute(session, engine, run)
-            finally:
-                session.running = None
-                session.last_activity = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            # Held run.delta text goes out when its interval is up (EventLog.delta).
+            nursery.start_soon(session.events.serve_deltas)
+            while session.queue and not session.deleted:
+                run = session.queue.popleft()
+                session.running = run
+                try:
+                    await _execute(session, engine, run)
+                finally:
+                    session.running = None
+                    session.last_activity = trio.current_time()
+            nursery.cancel_scope.cancel()
     finally:
         session.runner_active = False
         if not session.queue:
@@ -146,7 +150,7 @@ class _Emitter:
         events, run_id = self.session.events, self.run.run_id
         if isinstance(event, TextDelta):
             if event.text:
-                events.append("run.delta", run_id, {"text": event.text})
+                events.delta(run_id, event.text)
             # One checkpoint per event so that a fast engine never starves the loop.
             await trio.lowlevel.checkpoint()
         elif isinstance(event, ToolStarted):

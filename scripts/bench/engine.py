@@ -25,6 +25,10 @@ What it does, all on 127.0.0.1:
    CLOCK_MONOTONIC, one clock for both processes). When the client falls
    behind, several tokens may share one run.delta.
 
+5. ``--intervals 0,0.5,1`` compares values of ``limits.delta_interval`` (in
+   milliseconds; the daemon merges ``run.delta`` text that comes faster than
+   that), each round running through Aleph once at each value in turn.
+
 Prints p50/p99 added latency and the end-to-end rate against the bare rate,
 with the targets (>= 90 % of the peer's rate, p50 < 1 ms). Asserts nothing;
 the first run of each kind is a warm-up and is not counted.
@@ -246,13 +250,20 @@ class Lines:
         return line
 
 
-async def bench(base_url: str, tokens: int, runs: int) -> None:
-    """Bare runs and runs through Aleph alternate, so both see the same machine."""
+async def bench(base_url: str, tokens: int, runs: int, intervals: list[float]) -> None:
+    """Bare runs and runs through Aleph alternate, so both see the same machine.
+
+    With several `intervals` (values of ``limits.delta_interval``), each round
+    is one bare run and then one run through Aleph at each interval in turn.
+    """
     clock = ChunkClock()
     instrument(clock)
     bare: list[tuple[int, float, float]] = []
-    client_runs: list[dict[str, Any]] = []
-    cpu = wall = 0.0
+    client_runs: dict[float, list[dict[str, Any]]] = {i: [] for i in intervals}
+    provider_runs: dict[float, list[list[float]]] = {i: [] for i in intervals}
+    emitted_runs: dict[float, list[list[float]]] = {i: [] for i in intervals}
+    cpu = dict.fromkeys(intervals, 0.0)
+    wall = dict.fromkeys(intervals, 0.0)
     with tempfile.TemporaryDirectory() as state:
         config = load_config(None, environ={
             "ALEPH_GATEWAY__PORT": "0", "ALEPH_STORAGE__STATE_DIR": state,
@@ -283,11 +294,15 @@ async def bench(base_url: str, tokens: int, runs: int) -> None:
             assert await lines.readline() == b"ready"
             for _ in range(runs):
                 bare.append(await bare_run(base_url))
-                cpu_before, wall_before = time.process_time(), time.perf_counter()
-                await process.stdin.send_all(b"go\n")
-                client_runs.append(orjson.loads(await lines.readline()))
-                cpu += time.process_time() - cpu_before
-                wall += time.perf_counter() - wall_before
+                for interval in intervals:
+                    daemon.sessions.set_delta_interval(interval)
+                    cpu_before, wall_before = time.process_time(), time.perf_counter()
+                    await process.stdin.send_all(b"go\n")
+                    client_runs[interval].append(orjson.loads(await lines.readline()))
+                    cpu[interval] += time.process_time() - cpu_before
+                    wall[interval] += time.perf_counter() - wall_before
+                    provider_runs[interval].append(clock.runs[-1])
+                    emitted_runs[interval].append(clock.emitted[-1])
             await process.stdin.send_all(b"stop\n")
             await process.wait()
             daemon.stop_requested.set()
@@ -295,21 +310,31 @@ async def bench(base_url: str, tokens: int, runs: int) -> None:
     bare = bare[1:]  # the first of each kind is a warm-up
     bare_total = statistics.median(tokens / total for _, total, _ in bare)
     bare_stream = statistics.median(tokens / span for _, _, span in bare)
-    report(tokens, client_runs[1:], clock.runs[1:], bare_total, bare_stream)
-    print(
-        f"  daemon process CPU {cpu * 1e6 / (runs * tokens):.1f} us per token "
-        f"({cpu:.2f} s over {wall:.2f} s of the runs through Aleph, warm-up included)"
-    )
-    engine_part = [
-        (e - r) * 1000
-        for received, emitted in zip(clock.runs[1:], clock.emitted[1:], strict=True)
-        for r, e in zip(received, emitted, strict=True)
-    ]
-    print(
-        f"  of which engine    p50 {percentile(engine_part, 0.5):.3f} ms   p99 "
-        f"{percentile(engine_part, 0.99):.3f} ms   (chunk received -> run.delta handed "
-        "to the session runner)"
-    )
+    print(f"engine benchmark: {tokens} tokens x {runs - 1} runs of each kind (after a warm-up)")
+    bare_first = statistics.median(total - span for _, total, span in bare) * 1000
+    print(f"  bare client        {bare_total:10.0f} tok/s send->last   {bare_stream:10.0f} tok/s "
+          f"first->last   first token after {bare_first:.2f} ms")  # fmt: skip
+    for interval in intervals:
+        print(f"limits.delta_interval = {interval * 1000:g} ms")
+        report(tokens, client_runs[interval][1:], provider_runs[interval][1:], bare_total,
+               bare_stream)  # fmt: skip
+        print(
+            f"  daemon process CPU {cpu[interval] * 1e6 / (runs * tokens):.1f} us per token "
+            f"({cpu[interval]:.2f} s over {wall[interval]:.2f} s of the runs through Aleph, "
+            "warm-up included)"
+        )
+        engine_part = [
+            (e - r) * 1000
+            for received, emitted in zip(
+                provider_runs[interval][1:], emitted_runs[interval][1:], strict=True
+            )
+            for r, e in zip(received, emitted, strict=True)
+        ]
+        print(
+            f"  of which engine    p50 {percentile(engine_part, 0.5):.3f} ms   p99 "
+            f"{percentile(engine_part, 0.99):.3f} ms   (chunk received -> run.delta handed "
+            "to the session runner)"
+        )
 
 
 def report(
@@ -320,7 +345,7 @@ def report(
     bare_stream: float,
 ) -> None:
     latencies: list[float] = []
-    totals, streams, frames = [], [], []
+    totals, streams, frames, firsts = [], [], [], []
     for client, received in zip(client_runs, provider_runs, strict=True):
         arrivals: list[float] = []
         for when, count in client["deltas"]:
@@ -331,14 +356,13 @@ def report(
         totals.append(tokens / (arrivals[-1] - client["sent"]))
         streams.append(tokens / (arrivals[-1] - arrivals[0]))
         frames.append(len(client["deltas"]))
+        firsts.append((arrivals[0] - client["sent"]) * 1000)
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
     total, stream = statistics.median(totals), statistics.median(streams)
-    print(f"engine benchmark: {tokens} tokens x {len(client_runs)} runs (after a warm-up)")
-    print(f"  bare client        {bare_total:10.0f} tok/s send->last   {bare_stream:10.0f} tok/s "
-          "first->last")  # fmt: skip
     print(
         f"  through aleph      {total:10.0f} tok/s send->last   {stream:10.0f} tok/s "
-        f"first->last   ({statistics.median(frames):.0f} run.delta frames per run)"
+        f"first->last   first token after {statistics.median(firsts):.2f} ms   "
+        f"({statistics.median(frames):.0f} run.delta frames per run)"
     )
     ratio_total, ratio_stream = total / bare_total, stream / bare_stream
     print(
@@ -364,6 +388,12 @@ def main() -> None:
         default=0.0,
         help="pace the peer at this many tokens/s (default: as fast as it can)",
     )
+    parser.add_argument(
+        "--intervals",
+        default="0.5",
+        help="limits.delta_interval values in ms, comma-separated, compared in one run "
+        "(default: 0.5, the built-in default)",
+    )
     arguments = parser.parse_args()
     peer = subprocess.Popen(
         [sys.executable, "-m", "tests.peers.openai_peer", "--tokens", str(arguments.tokens),
@@ -373,7 +403,8 @@ def main() -> None:
     try:
         assert peer.stdout is not None
         port = int(peer.stdout.readline().split()[1])
-        trio.run(bench, f"http://127.0.0.1:{port}/v1", arguments.tokens, arguments.runs)
+        intervals = [float(ms) / 1000 for ms in arguments.intervals.split(",")]
+        trio.run(bench, f"http://127.0.0.1:{port}/v1", arguments.tokens, arguments.runs, intervals)
     finally:
         peer.terminate()
         peer.wait()

@@ -27,6 +27,14 @@ class FakeConnection:
 
     client: Client
     frames: list[dict[str, Any]] = attrs.Factory(list)
+    times: list[float] = attrs.Factory(list)  # trio.current_time() each frame arrived
+
+    def timed_events(self) -> list[tuple[float, dict[str, Any]]]:
+        return [
+            (when, f["params"])
+            for when, f in zip(self.times, self.frames, strict=True)
+            if f.get("method") == "session.event"
+        ]
 
     def events(self) -> list[dict[str, Any]]:
         return [f["params"] for f in self.frames if f.get("method") == "session.event"]
@@ -50,6 +58,7 @@ async def _serve_connection(
             async def read() -> None:
                 async for text in receive:
                     conn.frames.append(orjson.loads(text))
+                    conn.times.append(trio.current_time())
                     for _ in range(slowness):  # a slow reader: lets others run first
                         await trio.lowlevel.checkpoint()
 

@@ -108,8 +108,8 @@ async def test_resume_replays_then_continues(live: LiveDaemon) -> None:
 
 
 async def test_resume_gap_and_epoch(start_daemon: Any) -> None:
-    live = await start_daemon(limits={"event_retention": 10})
-    # One event per word, whatever the load (the daemon's relay may coalesce deltas).
+    # One event per word: no merging of fast deltas (limits.delta_interval = 0).
+    live = await start_daemon(limits={"event_retention": 10, "delta_interval": 0})
     live.daemon.sessions.engine = EchoEngine()
     async with live.connect() as a:
         sid = (await a.call("session.create", {}))["session_id"]

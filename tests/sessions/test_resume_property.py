@@ -58,6 +58,7 @@ class Watcher:
                 self._counted = self.conn.frames
             self.received += [f for f in self.conn.frames if f.get("method") == "session.event"]
             self.conn.frames.clear()
+            self.conn.times.clear()
 
     async def resume(self, hub: SessionHub, nursery: trio.Nursery, session_id: str) -> None:
         self.harvest()
