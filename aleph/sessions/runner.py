@@ -46,50 +46,64 @@ __all__ = ["run_queue"]
 
 log = logging.getLogger(__name__)
 
-_ALL = 2**62  # a message id above any real one
 
+async def run_queue(
+    session: Session, engine: ExecutionEngine, context_budget: int | None = None
+) -> None:
+    """Run the session's queued runs until none is left.
 
-async def run_queue(session: Session, engine: ExecutionEngine) -> None:
-    """Run the session's queued runs until none is left."""
-    try:
-        async with trio.open_nursery() as nursery:
-            # Held run.delta text goes out when its interval is up (EventLog.delta).
-            nursery.start_soon(session.events.serve_deltas)
+    `context_budget` (tokens; None: all) bounds how much history is read for
+    each run (History.context)."""
+    async with trio.open_nursery() as nursery:
+        # Held run.delta text goes out when its interval is up (EventLog.delta).
+        nursery.start_soon(session.events.serve_deltas)
+        try:
             while session.queue and not session.deleted:
                 run = session.queue.popleft()
                 session.running = run
                 try:
-                    await _execute(session, engine, run)
+                    await _execute(session, engine, run, context_budget)
                 finally:
                     session.running = None
                     session.last_activity = trio.current_time()
+        finally:
+            # No checkpoint between the last look at the queue and here, so a
+            # run queued from now on starts a new runner (SessionHub._start_runner)
+            # and none is left waiting; the timer task has nothing held to send.
+            session.runner_active = False
+            if not session.queue:
+                session.idle.set()
             nursery.cancel_scope.cancel()
-    finally:
-        session.runner_active = False
-        if not session.queue:
-            session.idle.set()
 
 
-async def _execute(session: Session, engine: ExecutionEngine, run: Run) -> None:
+async def _execute(
+    session: Session, engine: ExecutionEngine, run: Run, context_budget: int | None
+) -> None:
     events = session.events
     events.append("run.started", run.run_id, {})
     emit = _Emitter(session, run)
     try:
-        await _guarded(session, engine, run, emit)
+        await _guarded(session, engine, run, emit, context_budget)
     except trio.Cancelled:
         # Cancelled from outside (the daemon stopping after its grace period).
         events.append("run.cancelled", run.run_id, {"reason": "shutdown"})
         raise
 
 
-async def _guarded(session: Session, engine: ExecutionEngine, run: Run, emit: _Emitter) -> None:
+async def _guarded(
+    session: Session,
+    engine: ExecutionEngine,
+    run: Run,
+    emit: _Emitter,
+    context_budget: int | None,
+) -> None:
     events = session.events
     with trio.CancelScope() as scope:
         run.scope = scope
         if run.cancel_requested:
             scope.cancel()
         try:
-            request = await _request(session, run)
+            request = await _request(session, run, context_budget)
             usage = await engine.run(request, emit)
         except EngineError as exc:
             error = {"code": exc.code, "message": exc.message, "data": exc.data}
@@ -116,16 +130,14 @@ async def _guarded(session: Session, engine: ExecutionEngine, run: Run, emit: _E
         events.append("run.cancelled", run.run_id, {})
 
 
-async def _request(session: Session, run: Run) -> RunRequest:
+async def _request(session: Session, run: Run, context_budget: int | None) -> RunRequest:
     record = session.record
     # The context is every stored message except this run's own and those of the
     # runs still queued: a message sent while an earlier answer was streaming is
     # stored before that answer, but belongs after it.
     pending = {run.run_id, *(queued.run_id for queued in session.queue)}
-    stored = await session.history.before(_ALL)
-    history = tuple(
-        HistoryMessage(m.role, m.text, dict(m.meta)) for m in stored if m.run_id not in pending
-    )
+    stored = await session.history.context(context_budget, pending)
+    history = tuple(HistoryMessage(m.role, m.text, dict(m.meta)) for m in stored)
     return RunRequest(
         run_id=run.run_id,
         session_id=record.id,
