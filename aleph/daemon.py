@@ -239,6 +239,7 @@ class Daemon:
             max_queued_runs=limits.max_queued_runs,
             event_retention=limits.event_retention,
             delta_interval=limits.delta_interval,
+            context_budget=self.config.thinker.context_budget,
             guest_ttl=limits.guest_session_ttl,
         )
         register_session_methods(self.gateway.registry, self.sessions, self.engine.media)

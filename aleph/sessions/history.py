@@ -5,6 +5,13 @@ Both kinds answer the same calls, so the hub never asks which one it has.
 the call returns); :class:`MemoryHistory` is a list that dies with the
 process, which is the contract for guest sessions. Both keep `count` current
 for session.list.
+
+A run's context (:meth:`History.context`) is read newest first and only as
+far back as the model could see: once the user and assistant text read so
+far is worth more than the Thinker's ``context_budget`` (at its own estimate
+of 4 characters a token, which only ever counts more), older messages could
+not be kept and are not read. So the cost of starting a run does not grow
+with the length of the session.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from aleph.sessions.model import Role, StoredMessage
+from aleph.sessions.model import Role, StoredMessage, within_budget
 from aleph.sessions.store import SessionStore
 
 __all__ = ["History", "MemoryHistory", "StoredHistory"]
@@ -40,7 +47,12 @@ class History(Protocol):
 
     async def page(self, limit: int, before: int | None) -> tuple[list[StoredMessage], bool]: ...
 
-    async def before(self, message_id: int) -> list[StoredMessage]: ...
+    async def context(self, budget: int | None, skip_runs: set[str]) -> list[StoredMessage]:
+        """The messages a run's model could see, oldest first (module docstring).
+
+        `budget` is in tokens (None: every message); messages of `skip_runs`
+        (the run's own and the queued ones) are left out."""
+        ...
 
     async def clear(self) -> int: ...
 
@@ -69,8 +81,8 @@ class StoredHistory:
     async def page(self, limit: int, before: int | None) -> tuple[list[StoredMessage], bool]:
         return await self.store.page(self.session_id, limit, before)
 
-    async def before(self, message_id: int) -> list[StoredMessage]:
-        return await self.store.before(self.session_id, message_id)
+    async def context(self, budget: int | None, skip_runs: set[str]) -> list[StoredMessage]:
+        return await self.store.context(self.session_id, budget, skip_runs)
 
     async def clear(self) -> int:
         cleared = await self.store.clear(self.session_id)
@@ -103,8 +115,8 @@ class MemoryHistory:
         older = [m for m in self.messages if before is None or m.id < before]
         return older[-limit:] if limit else [], len(older) > limit
 
-    async def before(self, message_id: int) -> list[StoredMessage]:
-        return [m for m in self.messages if m.id < message_id]
+    async def context(self, budget: int | None, skip_runs: set[str]) -> list[StoredMessage]:
+        return within_budget(reversed(self.messages), budget, skip_runs)
 
     async def clear(self) -> int:
         cleared = len(self.messages)

@@ -70,6 +70,7 @@ class SessionHub:
     max_queued_runs: int = 8
     event_retention: int = 5000
     delta_interval: float = 0.0
+    context_budget: int | None = None  # tokens of history a run reads (runner.run_queue)
     guest_ttl: float = GUEST_TTL
     sessions: dict[str, Session] = attrs.Factory(dict)
     accepting: bool = True
@@ -375,7 +376,7 @@ class SessionHub:
             self._drop_queued(session, reason="shutdown")
             return
         session.runner_active = True
-        self._nursery.start_soon(run_queue, session, self.engine)
+        self._nursery.start_soon(run_queue, session, self.engine, self.context_budget)
 
     def _drop_queued(self, session: Session, *, reason: str) -> int:
         dropped = 0

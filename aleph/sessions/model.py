@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -44,6 +45,7 @@ __all__ = [
     "new_epoch",
     "new_run_id",
     "new_session_id",
+    "within_budget",
 ]
 
 Role = Literal["user", "assistant", "tool"]
@@ -175,3 +177,30 @@ def check_access(principal: Principal, record: SessionRecord) -> None:
     allowed = principal.id == record.creator if record.type == "guest" else principal.is_owner
     if not allowed:
         raise NotFound(f"no such session: {record.id}")
+
+
+def within_budget(
+    newest_first: Iterable[StoredMessage], budget: int | None, skip_runs: set[str]
+) -> list[StoredMessage]:
+    """Take messages until their user and assistant text is worth more than
+    `budget` tokens (the one that crosses included); oldest first.
+
+    Every message the Thinker could keep is among them: it keeps whole
+    exchanges newest first while they fit, and counts at least
+    ``len(text) // 4`` tokens for each (more for tool calls, images and its
+    per-message overhead), so the exchange that holds the crossing message
+    never fits beside the newer ones. Tool results are not counted, since the
+    Thinker may drop one whose call is gone.
+    """
+    taken: list[StoredMessage] = []
+    seen = 0
+    for message in newest_first:
+        if message.run_id in skip_runs:
+            continue
+        taken.append(message)
+        if message.role in ("user", "assistant"):
+            seen += len(message.text) // 4
+            if budget is not None and seen > budget:
+                break
+    taken.reverse()
+    return taken

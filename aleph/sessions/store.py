@@ -25,7 +25,7 @@ from typing import Any, cast
 import attrs
 import orjson
 
-from aleph.sessions.model import SessionRecord, StoredMessage, new_epoch
+from aleph.sessions.model import SessionRecord, StoredMessage, new_epoch, within_budget
 from aleph.storage.db import Database, Migration
 
 __all__ = ["IDEMPOTENCY_WINDOW", "SessionStore", "migrations"]
@@ -195,16 +195,20 @@ class SessionStore:
         has_more = len(found) > limit
         return list(reversed(found[:limit])), has_more
 
-    async def before(self, session_id: str, message_id: int) -> list[StoredMessage]:
-        """Every message older than `message_id`, oldest first (a run's context)."""
+    async def context(
+        self, session_id: str, budget: int | None, skip_runs: set[str]
+    ) -> list[StoredMessage]:
+        """A run's context: the newest messages, only as far back as `budget`
+        tokens reach (:func:`within_budget`), oldest first."""
 
         def run(conn: sqlite3.Connection) -> list[StoredMessage]:
             rows = conn.execute(
                 f"SELECT {_MESSAGE_COLUMNS} FROM session_messages"
-                " WHERE session_id = ? AND id < ? ORDER BY id",
-                (session_id, message_id),
+                " WHERE session_id = ? ORDER BY id DESC",
+                (session_id,),
             )
-            return [_message(row) for row in rows]
+            # Rows are read lazily: the ones past the budget are never fetched.
+            return within_budget(map(_message, rows), budget, skip_runs)
 
         return await self.db.read(run)
 

@@ -1,0 +1,100 @@
+"""A run reads only as much history as its model could see (History.context)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+import hypothesis.strategies as st
+from hypothesis import given, settings
+
+from aleph.config import ThinkerConfig
+from aleph.engine.api import Emit, HistoryMessage, RunRequest, TextDelta, Usage
+from aleph.engine.conversation import Message
+from aleph.engine.thinker import Thinker
+from aleph.security.tokens import OWNER
+from aleph.sessions.history import MemoryHistory
+from aleph.sessions.model import StoredMessage, within_budget
+from tests.sessions.fakes import running_hub
+
+
+@st.composite
+def histories(draw: Any) -> list[StoredMessage]:
+    """User, assistant (sometimes calling tools) and tool messages, in any order."""
+    messages = []
+    for index in range(draw(st.integers(0, 40))):
+        role = draw(st.sampled_from(["user", "assistant", "tool"]))
+        text = "x" * draw(st.integers(0, 300))
+        meta: dict[str, Any] = {}
+        if role == "assistant" and draw(st.booleans()):
+            calls = draw(st.lists(st.sampled_from(["a", "b", "c"]), max_size=2, unique=True))
+            meta["tool_calls"] = [{"id": c, "name": "t", "arguments": {"q": text}} for c in calls]
+        if role == "tool":
+            meta = {"call_id": draw(st.sampled_from(["a", "b", "c", "z"])), "name": "t"}
+        run = draw(st.sampled_from(["r1", "r2", "r3", None]))
+        messages.append(StoredMessage(index + 1, role, text, 0.0, run, meta))
+    return messages
+
+
+def trimmed(thinker: Thinker, stored: list[StoredMessage]) -> list[Message]:
+    history = thinker.history([HistoryMessage(m.role, m.text, m.meta) for m in stored])
+    return thinker.trim("system prompt", history, Message("user", "now"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(histories(), st.integers(256, 1200), st.sets(st.sampled_from(["r1", "r2", "r3"])))
+def test_the_model_sees_the_same_history_as_if_all_were_read(
+    stored: list[StoredMessage], budget: int, skip: set[str]
+) -> None:
+    thinker = Thinker(ThinkerConfig(context_budget=budget))
+    everything = [m for m in stored if m.run_id not in skip]
+    read = within_budget(reversed(stored), budget, skip)
+    assert read == everything[len(everything) - len(read) :]  # the newest, in order
+    assert trimmed(thinker, read) == trimmed(thinker, everything)
+
+
+def test_no_budget_reads_everything_but_the_skipped_runs() -> None:
+    stored = [StoredMessage(i, "user", "x" * 100, 0.0, f"r{i % 2}") for i in range(10)]
+    assert within_budget(reversed(stored), None, set()) == stored
+    assert within_budget(reversed(stored), None, {"r1"}) == stored[::2]
+
+
+@attrs.define(eq=False)
+class RecordingEngine:
+    """Answers each run with one word and keeps the history it was given."""
+
+    seen: list[tuple[HistoryMessage, ...]] = attrs.Factory(list)
+
+    async def run(self, request: RunRequest, emit: Emit) -> Usage:
+        self.seen.append(request.history)
+        await emit(TextDelta("ok"))
+        return Usage(provider="fake")
+
+
+async def test_a_long_session_reads_only_the_tail_from_sqlite(tmp_path: Path) -> None:
+    engine = RecordingEngine()
+    # 1,000 tokens of budget: about 4,000 characters, 40 messages of 100.
+    async with running_hub(tmp_path / "a.db", engine, context_budget=1000) as (hub, _):
+        session = await hub.create(OWNER)
+        for index in range(150):
+            await session.history.add("user", f"{index:03d}" + "x" * 97)
+        await hub.send(OWNER, session.id, "the question")
+        await session.idle.wait()
+        # The run saw the newest messages, not its own, and only about the budget.
+        seen = engine.seen[-1]
+        assert [m.text[:3] for m in seen] == [f"{i:03d}" for i in range(150 - len(seen), 150)]
+        assert 40 <= len(seen) <= 42
+        # The whole history is still there for session.history.
+        page, more = await session.history.page(500, None)
+        assert len(page) == 151  # the 150 and the question
+        assert not more
+
+
+async def test_guest_history_in_memory_is_bounded_the_same_way() -> None:
+    history = MemoryHistory()
+    for index in range(100):
+        await history.add("user", "y" * 400, run_id=f"r{index}")
+    context = await history.context(1000, {"r99"})
+    # 100 tokens each: ten fit the budget, the eleventh crosses it and is the last read.
+    assert [m.run_id for m in context] == [f"r{i}" for i in range(88, 99)]
