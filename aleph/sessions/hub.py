@@ -45,6 +45,7 @@ from aleph.sessions.model import (
     Run,
     Session,
     SessionRecord,
+    StoredMessage,
     check_access,
     iso_utc,
     new_epoch,
@@ -346,10 +347,19 @@ class SessionHub:
                 raise QueueFull(f"at most {self.max_queued_runs} runs may wait in a session")
             run_id = new_run_id()
             meta = _attachment_meta(attachments)
+            history = session.history
+            context: list[StoredMessage] | None = None
             with trio.CancelScope(shield=True):
-                message = await session.history.add(
-                    "user", text, run_id=run_id, meta=meta, idempotency_key=idempotency_key
-                )
+                if session.running is None and not session.queue:
+                    # Its run starts at once: read its context in the same trip.
+                    message, context = await history.add_with_context(
+                        text, self.context_budget, run_id=run_id, meta=meta,
+                        idempotency_key=idempotency_key,
+                    )  # fmt: skip
+                else:
+                    message = await history.add(
+                        "user", text, run_id=run_id, meta=meta, idempotency_key=idempotency_key
+                    )
             # From here to the return there is no checkpoint: the event, the queue
             # and the key change together.
             session.record.updated_at = message.created_at
@@ -359,7 +369,9 @@ class SessionHub:
             session.events.append("message.user", run_id, data)
             queued = session.runs_ahead()
             role = "guest" if "guest" in (principal.role, run_role) else principal.role
-            session.queue.append(Run(run_id, message.id, text, role, attachments))
+            run = Run(run_id, message.id, text, role, attachments, context=context,
+                      context_generation=history.generation)  # fmt: skip
+            session.queue.append(run)
             if idempotency_key is not None:
                 expires = trio.current_time() + IDEMPOTENCY_WINDOW
                 session.idempotency[idempotency_key] = (run_id, expires)

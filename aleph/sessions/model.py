@@ -124,6 +124,10 @@ class Run:
     attachments: tuple[Attachment, ...] = ()
     scope: trio.CancelScope | None = None  # set while it runs
     cancel_requested: bool = False
+    # The history it will be given, when read with its message (History.add_with_context),
+    # and the history's generation then.
+    context: list[StoredMessage] | None = None
+    context_generation: int = 0
 
 
 @attrs.define(eq=False)

@@ -136,7 +136,10 @@ async def _request(session: Session, run: Run, context_budget: int | None) -> Ru
     # runs still queued: a message sent while an earlier answer was streaming is
     # stored before that answer, but belongs after it.
     pending = {run.run_id, *(queued.run_id for queued in session.queue)}
-    stored = await session.history.context(context_budget, pending)
+    if run.context is not None and run.context_generation == session.history.generation:
+        stored, run.context = run.context, None  # read with its message (hub.send)
+    else:
+        stored = await session.history.context(context_budget, pending)
     history = tuple(HistoryMessage(m.role, m.text, dict(m.meta)) for m in stored)
     return RunRequest(
         run_id=run.run_id,
@@ -182,6 +185,7 @@ class _Emitter:
             await self._store("tool", text, meta)
             events.append("tool.finished", run_id, finished)
         elif isinstance(event, AssistantMessage):
+            events.flush_delta()  # the last words need not wait for the store
             meta = {"tool_calls": list(event.tool_calls)} if event.tool_calls else {}
             message = await self._store("assistant", event.text, meta)
             events.append(

@@ -92,6 +92,17 @@ def _message(row: tuple[Any, ...]) -> StoredMessage:
 _MESSAGE_COLUMNS = "id, role, text, created_at, run_id, meta"
 
 
+def _context(
+    conn: sqlite3.Connection, session_id: str, budget: int | None, skip_runs: set[str]
+) -> list[StoredMessage]:
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM session_messages WHERE session_id = ? ORDER BY id DESC",
+        (session_id,),
+    )
+    # Rows are read lazily: the ones past the budget are never fetched.
+    return within_budget(map(_message, rows), budget, skip_runs)
+
+
 @attrs.define(eq=False)
 class SessionStore:
     db: Database
@@ -162,10 +173,43 @@ class SessionStore:
         idempotency_key: str | None = None,
     ) -> StoredMessage:
         """Insert one message and touch the session; committed when this returns."""
+        message, _ = await self._add(session_id, role, text, run_id, meta, idempotency_key)
+        return message
+
+    async def add_with_context(
+        self,
+        session_id: str,
+        role: str,
+        text: str,
+        budget: int | None,
+        *,
+        run_id: str,
+        meta: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[StoredMessage, list[StoredMessage]]:
+        """:meth:`add_message`, and in the same trip to the database thread the
+        context (:meth:`context`) of run `run_id`, whose messages it skips."""
+        message, context = await self._add(
+            session_id, role, text, run_id, meta, idempotency_key, budget=budget
+        )
+        assert context is not None
+        return message, context
+
+    async def _add(
+        self,
+        session_id: str,
+        role: str,
+        text: str,
+        run_id: str | None,
+        meta: dict[str, Any] | None,
+        idempotency_key: str | None,
+        *,
+        budget: int | bool | None = False,  # False: no context
+    ) -> tuple[StoredMessage, list[StoredMessage] | None]:
         now = time.time()
         meta = meta or {}
 
-        def run(conn: sqlite3.Connection) -> int:
+        def run(conn: sqlite3.Connection) -> tuple[int, list[StoredMessage] | None]:
             cursor = conn.execute(
                 "INSERT INTO session_messages"
                 " (session_id, role, text, meta, run_id, idempotency_key, created_at)"
@@ -173,10 +217,14 @@ class SessionStore:
                 (session_id, role, text, orjson.dumps(meta).decode(), run_id, idempotency_key, now),
             )
             conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
-            return cast(int, cursor.lastrowid)
+            context = None
+            if budget is not False and run_id is not None:
+                context = _context(conn, session_id, budget, {run_id})
+            return cast(int, cursor.lastrowid), context
 
-        msg_id = await self.db.write(run)
-        return StoredMessage(msg_id, role, text, now, run_id, meta)  # type: ignore[arg-type]
+        msg_id, context = await self.db.write(run)
+        message = StoredMessage(msg_id, role, text, now, run_id, meta)  # type: ignore[arg-type]
+        return message, context
 
     async def page(
         self, session_id: str, limit: int, before: int | None
@@ -200,17 +248,7 @@ class SessionStore:
     ) -> list[StoredMessage]:
         """A run's context: the newest messages, only as far back as `budget`
         tokens reach (:func:`within_budget`), oldest first."""
-
-        def run(conn: sqlite3.Connection) -> list[StoredMessage]:
-            rows = conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM session_messages"
-                " WHERE session_id = ? ORDER BY id DESC",
-                (session_id,),
-            )
-            # Rows are read lazily: the ones past the budget are never fetched.
-            return within_budget(map(_message, rows), budget, skip_runs)
-
-        return await self.db.read(run)
+        return await self.db.read(lambda conn: _context(conn, session_id, budget, skip_runs))
 
     async def clear(self, session_id: str) -> int:
         def run(conn: sqlite3.Connection) -> int:

@@ -7,16 +7,27 @@ from typing import Any
 
 import attrs
 import hypothesis.strategies as st
+import pytest
+import trio
 from hypothesis import given, settings
 
 from aleph.config import ThinkerConfig
-from aleph.engine.api import Emit, HistoryMessage, RunRequest, TextDelta, Usage
+from aleph.engine.api import (
+    AssistantMessage,
+    Emit,
+    HistoryMessage,
+    RunRequest,
+    TextDelta,
+    Usage,
+)
 from aleph.engine.conversation import Message
 from aleph.engine.thinker import Thinker
-from aleph.security.tokens import OWNER
+from aleph.security.tokens import OWNER, Principal
 from aleph.sessions.history import MemoryHistory
 from aleph.sessions.model import StoredMessage, within_budget
 from tests.sessions.fakes import running_hub
+
+GUEST = Principal("guest:context", "guest")
 
 
 @st.composite
@@ -98,3 +109,60 @@ async def test_guest_history_in_memory_is_bounded_the_same_way() -> None:
     context = await history.context(1000, {"r99"})
     # 100 tokens each: ten fit the budget, the eleventh crosses it and is the last read.
     assert [m.run_id for m in context] == [f"r{i}" for i in range(88, 99)]
+
+
+@attrs.define(eq=False)
+class GatedEngine:
+    """Answers "answer to X"; a message "wait" holds its run until `gate` is set."""
+
+    gate: trio.Event = attrs.Factory(trio.Event)
+    seen: dict[str, list[str]] = attrs.Factory(dict)
+
+    async def run(self, request: RunRequest, emit: Emit) -> Usage:
+        self.seen[request.text] = [m.text for m in request.history]
+        if request.text == "wait":
+            await self.gate.wait()
+        await emit(AssistantMessage(f"answer to {request.text}"))
+        return Usage(provider="fake")
+
+
+@pytest.mark.parametrize("principal", [OWNER, GUEST], ids=["stored", "in memory"])
+async def test_each_run_sees_the_answers_before_it_whether_idle_or_queued(
+    tmp_path: Path, principal: Principal
+) -> None:
+    engine = GatedEngine()
+    async with running_hub(tmp_path / "a.db", engine, context_budget=1000) as (hub, _):
+        session = await hub.create(principal)
+        # To an idle session: the context is read with the message.
+        await hub.send(principal, session.id, "wait")
+        # While "wait" runs: queued, so its context is read when its run starts,
+        # after the answer to "wait", though its message was stored before that.
+        await hub.send(principal, session.id, "queued")
+        engine.gate.set()
+        await session.idle.wait()
+        await hub.send(principal, session.id, "idle again")
+        await session.idle.wait()
+    assert engine.seen == {
+        "wait": [],
+        "queued": ["wait", "answer to wait"],
+        # In the order stored: "queued" was sent before "wait" was answered.
+        "idle again": ["wait", "queued", "answer to wait", "answer to queued"],
+    }
+
+
+async def test_a_context_read_before_a_clear_is_not_used(tmp_path: Path) -> None:
+    engine = GatedEngine()
+    async with running_hub(tmp_path / "a.db", engine) as (hub, _):
+        session = await hub.create(OWNER)
+        await session.history.add("user", "old")
+        # Stop the runner from starting before the clear (the hub's own clear
+        # would drop the queued run; a clear from elsewhere must not leave a
+        # stale context behind).
+        async with trio.open_nursery() as nursery:
+            hub._nursery, real = nursery, hub._nursery  # runs start only when this block ends
+            await hub.send(OWNER, session.id, "after the clear")
+            assert session.queue[0].context is not None
+            await session.history.clear()
+            hub._nursery = real
+        await session.idle.wait()
+    assert engine.seen["after the clear"] == []

@@ -12,8 +12,17 @@ import pytest
 import trio
 import trio.testing
 
-from aleph.engine.api import Emit, RunRequest, TextDelta, ToolFinished, ToolStarted, Usage
+from aleph.engine.api import (
+    AssistantMessage,
+    Emit,
+    RunRequest,
+    TextDelta,
+    ToolFinished,
+    ToolStarted,
+    Usage,
+)
 from aleph.security.tokens import Principal
+from aleph.sessions.history import MemoryHistory
 from tests.sessions.fakes import FakeConnection, connect, running_hub
 
 GUEST = Principal("guest:deltas", "guest")  # guest sessions: no disk, so autojump_clock fits
@@ -30,7 +39,9 @@ class ScriptedEngine:
         for gap, text in self.steps:
             if gap:
                 await trio.sleep(gap)
-            if text == "<tool>":
+            if text == "<answer>":
+                await emit(AssistantMessage("the whole answer"))
+            elif text == "<tool>":
                 await emit(ToolStarted("c1", "clock", {}))
                 await emit(ToolFinished("c1", "clock", result="noon"))
             else:
@@ -47,6 +58,7 @@ async def run_script(
     *,
     interval: float = INTERVAL,
     text: str = "go",
+    history: Any = None,
 ) -> list[tuple[float, str, Any]]:
     """(time since the send, event type, text or None) of every event after the send."""
     async with running_hub(tmp_path / "a.db", ScriptedEngine(steps), delta_interval=interval) as (
@@ -55,6 +67,8 @@ async def run_script(
     ):
         conn: FakeConnection = await connect(nursery)
         session = await hub.create(GUEST)
+        if history is not None:
+            session.history = history
         await hub.subscribe(GUEST, conn.client, session.id)
         start = trio.current_time()
         await hub.send(GUEST, session.id, text)
@@ -173,3 +187,26 @@ async def test_merged_deltas_keep_their_seqs_dense_and_their_text_whole(
     # run.finished takes along at once.
     gaps = [later - earlier for earlier, later in itertools.pairwise(times[:-1])]
     assert min(gaps) >= 0.001 - 1e-9
+
+
+@attrs.define(eq=False)
+class SlowStore(MemoryHistory):
+    """A history where storing an answer takes a second, like a disk slow to sync."""
+
+    async def add(self, role: Any, *args: Any, **kwargs: Any) -> Any:
+        if role == "assistant":
+            await trio.sleep(1.0)
+        return await super().add(role, *args, **kwargs)
+
+
+async def test_held_text_does_not_wait_for_the_answer_to_be_stored(
+    tmp_path: Path, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    steps = [(0.0, "a"), (0.001, "b"), (0.0, "<answer>")]
+    events = await run_script(tmp_path, nursery, steps, history=SlowStore())
+    assert events == [
+        (0.0, "run.delta", "a"),
+        (0.001, "run.delta", "b"),
+        (1.001, "message.assistant", "the whole answer"),
+        (1.001, "run.finished", None),
+    ]

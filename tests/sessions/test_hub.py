@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -281,14 +282,18 @@ async def test_a_send_committed_while_the_hub_stops_is_kept_and_its_run_dropped(
         await hub.subscribe(OWNER, conn.client, session.id)
         committing, release = trio.Event(), trio.Event()
         history = session.history
-        add = type(history).add
 
-        async def slow_add(self: object, *args: object, **kwargs: object) -> object:
-            committing.set()
-            await release.wait()
-            return await add(self, *args, **kwargs)  # type: ignore[arg-type]
+        def slow(real: Any) -> Any:
+            async def slow_add(self: object, *args: object, **kwargs: object) -> object:
+                committing.set()
+                await release.wait()
+                return await real(self, *args, **kwargs)
 
-        monkeypatch.setattr(type(history), "add", slow_add)
+            return slow_add
+
+        # A send to an idle session stores with add_with_context, others with add.
+        for name in ("add", "add_with_context"):
+            monkeypatch.setattr(type(history), name, slow(getattr(type(history), name)))
         result: dict[str, object] = {}
 
         async def send() -> None:
