@@ -8,8 +8,10 @@ What it does, all on 127.0.0.1:
    own process; every answer is `--tokens` one-word deltas, each its own SSE
    event in its own HTTP chunk, written with no pause (or `--rate` tokens a
    second, to see the latency at the pace of a real model).
-2. A bare client (httpx on the daemon's own transport, so that it is never
-   slower than the peer; it splits the stream and parses each event's JSON)
+2. A bare client (httpx on the daemon's own transport, its connection kept
+   alive across runs as the daemon's provider keeps its own, so that it is
+   never slower than the peer; it splits the stream and parses each event's
+   JSON)
    measures the peer's own rate: tokens per second from the request to the
    last token, and from the first token to the last.
 3. Starts the daemon in this process with ``provider.kind = "openai"``
@@ -72,28 +74,26 @@ def percentile(values: list[float], fraction: float) -> float:
 # -- the bare client ---------------------------------------------------------------
 
 
-async def bare_run(base_url: str) -> tuple[int, float, float]:
+async def bare_run(client: httpx.AsyncClient, base_url: str) -> tuple[int, float, float]:
     """(tokens, request->last seconds, first->last seconds) for one streamed answer."""
     body = {"model": "peer-model", "stream": True, "messages": [{"role": "user", "content": "go"}]}
     tokens, first, last = 0, 0.0, 0.0
-    # The daemon's own transport: the bare client must not be slower than the peer.
-    async with httpx.AsyncClient(timeout=60, transport=Http1Transport()) as client:
-        start = time.perf_counter()
-        async with client.stream("POST", base_url + "/chat/completions", json=body) as response:
-            buffer = b""
-            async for piece in response.aiter_bytes():
-                buffer += piece
-                *events, buffer = buffer.split(b"\n\n")
-                for event in events:
-                    data = event.removeprefix(b"data: ")
-                    if data == b"[DONE]":
-                        continue
-                    chunk = orjson.loads(data)
-                    choices = chunk.get("choices") or [{}]
-                    if choices[0].get("delta", {}).get("content"):
-                        tokens += 1
-                        last = time.perf_counter()
-                        first = first or last
+    start = time.perf_counter()
+    async with client.stream("POST", base_url + "/chat/completions", json=body) as response:
+        buffer = b""
+        async for piece in response.aiter_bytes():
+            buffer += piece
+            *events, buffer = buffer.split(b"\n\n")
+            for event in events:
+                data = event.removeprefix(b"data: ")
+                if data == b"[DONE]":
+                    continue
+                chunk = orjson.loads(data)
+                choices = chunk.get("choices") or [{}]
+                if choices[0].get("delta", {}).get("content"):
+                    tokens += 1
+                    last = time.perf_counter()
+                    first = first or last
     return tokens, last - start, last - first
 
 
@@ -292,17 +292,20 @@ async def bench(base_url: str, tokens: int, runs: int, intervals: list[float]) -
             assert process.stdout is not None
             lines = Lines(process.stdout)
             assert await lines.readline() == b"ready"
-            for _ in range(runs):
-                bare.append(await bare_run(base_url))
-                for interval in intervals:
-                    daemon.sessions.set_delta_interval(interval)
-                    cpu_before, wall_before = time.process_time(), time.perf_counter()
-                    await process.stdin.send_all(b"go\n")
-                    client_runs[interval].append(orjson.loads(await lines.readline()))
-                    cpu[interval] += time.process_time() - cpu_before
-                    wall[interval] += time.perf_counter() - wall_before
-                    provider_runs[interval].append(clock.runs[-1])
-                    emitted_runs[interval].append(clock.emitted[-1])
+            # The daemon's own transport, one connection kept alive like the
+            # provider's: the bare client must not be slower than the peer.
+            async with httpx.AsyncClient(timeout=60, transport=Http1Transport()) as bare_client:
+                for _ in range(runs):
+                    bare.append(await bare_run(bare_client, base_url))
+                    for interval in intervals:
+                        daemon.sessions.set_delta_interval(interval)
+                        cpu_before, wall_before = time.process_time(), time.perf_counter()
+                        await process.stdin.send_all(b"go\n")
+                        client_runs[interval].append(orjson.loads(await lines.readline()))
+                        cpu[interval] += time.process_time() - cpu_before
+                        wall[interval] += time.perf_counter() - wall_before
+                        provider_runs[interval].append(clock.runs[-1])
+                        emitted_runs[interval].append(clock.emitted[-1])
             await process.stdin.send_all(b"stop\n")
             await process.wait()
             daemon.stop_requested.set()
