@@ -75,7 +75,9 @@ async def test_new_session_switch_and_unread_marks(live: Any) -> None:
         async with live.connect() as other:
             await other.call("session.send", {"session_id": first, "text": "from elsewhere"})
         await tui.until(lambda: tui.controller.sessions[first].unread == 1)
-        assert "● 1" in str(tui.app.query_one(SessionsPane).get_option(first or "").prompt)
+        # The pane redraws on the app's next refresh, not with the count.
+        pane = tui.app.query_one(SessionsPane)
+        await tui.until(lambda: "● 1" in str(pane.get_option(first or "").prompt))
         # ctrl+down moves to the next session in the list (of two: the other one).
         await tui.press("ctrl+down")
         await tui.until(lambda: tui.controller.current == first)
