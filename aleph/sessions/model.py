@@ -186,25 +186,44 @@ def check_access(principal: Principal, record: SessionRecord) -> None:
 def within_budget(
     newest_first: Iterable[StoredMessage], budget: int | None, skip_runs: set[str]
 ) -> list[StoredMessage]:
-    """Take messages until their user and assistant text is worth more than
-    `budget` tokens (the one that crosses included); oldest first.
+    """A run's context: the newest messages as far back as `budget` tokens
+    reach, each run's messages right after its question; oldest first.
 
-    Every message the Thinker could keep is among them: it keeps whole
-    exchanges newest first while they fit, and counts at least
+    Messages are taken until their user and assistant text is worth more than
+    `budget` tokens (the one that crosses included), then on until every run
+    taken has its user message too. They are stored in the order they came,
+    so a message sent while an answer was streaming is stored before that
+    answer; here it goes after it, with the rest of its own run.
+
+    Every message the Thinker could keep is among them, in the same order as
+    if all were read: what is taken is the end of that order (a run's user
+    message comes before the rest of its run), the Thinker keeps whole
+    exchanges newest first while they fit, and it counts at least
     ``len(text) // 4`` tokens for each (more for tool calls, images and its
     per-message overhead), so the exchange that holds the crossing message
     never fits beside the newer ones. Tool results are not counted, since the
     Thinker may drop one whose call is gone.
     """
     taken: list[StoredMessage] = []
+    questions: dict[str, int] = {}  # run_id -> the id of its user message
+    missing: set[str] = set()  # runs taken whose user message is not yet
     seen = 0
     for message in newest_first:
-        if message.run_id in skip_runs:
-            continue
+        if budget is not None and seen > budget and not missing:
+            break
+        run_id = message.run_id
+        if run_id is not None:
+            if run_id in skip_runs:
+                continue
+            if message.role == "user":
+                questions[run_id] = message.id
+                missing.discard(run_id)
+            elif run_id not in questions:
+                missing.add(run_id)
         taken.append(message)
         if message.role in ("user", "assistant"):
             seen += len(message.text) // 4
-            if budget is not None and seen > budget:
-                break
     taken.reverse()
+    # A run without its question (none was ever stored) stays where it is.
+    taken.sort(key=lambda m: (questions.get(m.run_id, m.id) if m.run_id else m.id, m.id))
     return taken

@@ -132,9 +132,9 @@ async def _guarded(
 
 async def _request(session: Session, run: Run, context_budget: int | None) -> RunRequest:
     record = session.record
-    # The context is every stored message except this run's own and those of the
-    # runs still queued: a message sent while an earlier answer was streaming is
-    # stored before that answer, but belongs after it.
+    # The context is the stored messages except this run's own and those of the
+    # runs still queued, each earlier run's answer right after its question
+    # (within_budget).
     pending = {run.run_id, *(queued.run_id for queued in session.queue)}
     if run.context is not None and run.context_generation == session.history.generation:
         stored, run.context = run.context, None  # read with its message (hub.send)
