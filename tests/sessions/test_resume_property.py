@@ -74,8 +74,13 @@ class Watcher:
             self.conn.client.close(1001)
 
 
-async def _scenario(db: Path, steps: list[tuple[str, int]], shapes: list[tuple[int, int]]) -> None:
-    async with running_hub(db, max_queued_runs=1000) as (hub, _), trio.open_nursery() as nursery:
+async def _scenario(
+    db: Path, steps: list[tuple[str, int]], shapes: list[tuple[int, int]], interval: float
+) -> None:
+    async with (
+        running_hub(db, max_queued_runs=1000, delta_interval=interval) as (hub, _),
+        trio.open_nursery() as nursery,
+    ):
         session = await hub.create(GUEST)
         watchers = [Watcher(queue, slowness) for queue, slowness in shapes]
         for kind, arg in steps:
@@ -123,9 +128,11 @@ async def _scenario(db: Path, steps: list[tuple[str, int]], shapes: list[tuple[i
         min_size=SUBSCRIBERS,
         max_size=SUBSCRIBERS,
     ),
+    # Merged deltas (limits.delta_interval) or one event per delta.
+    interval=st.sampled_from([0.0, 0.0005, 0.002]),
 )
 def test_joined_streams_equal_the_session_sequence(
-    steps: list[tuple[str, int]], shapes: list[tuple[int, int]]
+    steps: list[tuple[str, int]], shapes: list[tuple[int, int]], interval: float
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        trio.run(_scenario, Path(tmp) / "a.db", steps, shapes)
+        trio.run(_scenario, Path(tmp) / "a.db", steps, shapes, interval)
