@@ -94,6 +94,9 @@ def serve_gateway(state_dir: str) -> None:
         "ALEPH_DAEMON__LOG_LEVEL": "warning",
         "ALEPH_LIMITS__SESSION_MESSAGES_PER_MINUTE": "100000",
         "ALEPH_LIMITS__USER_MESSAGES_PER_MINUTE": "100000",
+        # One run.delta per word, to compare frame for frame with the bare
+        # broadcast (the default merges words that come within 0.5 ms).
+        "ALEPH_LIMITS__DELTA_INTERVAL": "0",
     }
     config = load_config(None, environ)
 
