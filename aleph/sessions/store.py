@@ -190,7 +190,7 @@ class SessionStore:
         """:meth:`add_message`, and in the same trip to the database thread the
         context (:meth:`context`) of run `run_id`, whose messages it skips."""
         message, context = await self._add(
-            session_id, role, text, run_id, meta, idempotency_key, budget=budget
+            session_id, role, text, run_id, meta, idempotency_key, with_context=True, budget=budget
         )
         assert context is not None
         return message, context
@@ -204,7 +204,8 @@ class SessionStore:
         meta: dict[str, Any] | None,
         idempotency_key: str | None,
         *,
-        budget: int | bool | None = False,  # False: no context
+        with_context: bool = False,
+        budget: int | None = None,
     ) -> tuple[StoredMessage, list[StoredMessage] | None]:
         now = time.time()
         meta = meta or {}
@@ -218,7 +219,7 @@ class SessionStore:
             )
             conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
             context = None
-            if budget is not False and run_id is not None:
+            if with_context and run_id is not None:
                 context = _context(conn, session_id, budget, {run_id})
             return cast(int, cursor.lastrowid), context
 
